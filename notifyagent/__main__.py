@@ -1,0 +1,5 @@
+"""Allow ``python -m notifyagent``."""
+
+from notifyagent.cli import main
+
+raise SystemExit(main())

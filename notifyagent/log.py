@@ -1,0 +1,62 @@
+"""Logging: loguru configured once, stdlib loggers (psycopg) routed into it, secrets scrubbed."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TYPE_CHECKING, Any
+
+from loguru import logger
+
+from notifyagent.conninfo import scrub
+
+if TYPE_CHECKING:
+    from loguru import Record
+
+LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
+HUMAN_FORMAT = (
+    "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> <level>{level: <7}</level> "
+    "<level>{message}</level>"
+)
+
+_handler_id: int | None = None
+
+
+def _scrub_record(record: Record) -> None:
+    record["message"] = scrub(record["message"])
+    if record["exception"] is not None:
+        exc = record["exception"]
+        if exc.value is not None:
+            record["extra"]["error"] = scrub(str(exc.value))
+
+
+class _InterceptHandler(logging.Handler):
+    """Send stdlib log records (psycopg, psycopg.pool) to loguru."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        logger.opt(depth=6, exception=record.exc_info).log(level, record.getMessage())
+
+
+def setup(level: str = "INFO", fmt: str = "human", sink: Any = None) -> None:
+    """(Re)configure the single log sink; safe to call again on a config reload."""
+    global _handler_id
+    level = level.upper()
+    if level not in LEVELS:
+        raise ValueError(f"log level {level!r} is not one of {', '.join(LEVELS)}")
+    logger.configure(patcher=_scrub_record)
+    if _handler_id is not None:
+        logger.remove(_handler_id)
+    else:
+        logger.remove()
+    target = sys.stderr if sink is None else sink
+    if fmt == "json":
+        _handler_id = logger.add(target, level=level, serialize=True, backtrace=False)
+    else:
+        _handler_id = logger.add(
+            target, level=level, format=HUMAN_FORMAT, backtrace=False, diagnose=False
+        )
+    logging.basicConfig(handlers=[_InterceptHandler()], level=logging.WARNING, force=True)

@@ -1,0 +1,51 @@
+"""Access to the SQL that lives in ``sql/`` as files.
+
+``sql/queries.sql`` holds every statement the agent sends, each under a ``-- name: <name>``
+line, so there is one obvious place to read the claim, the run and the release.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+
+from psycopg import sql
+
+
+def sql_dir() -> Path:
+    """``notifyagent/_sql`` in an installed wheel, else the repository's ``sql/``."""
+    packaged = Path(__file__).with_name("_sql")
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "sql"
+
+
+@functools.cache
+def script(name: str) -> str:
+    """The whole text of ``sql/<name>.sql``."""
+    return (sql_dir() / f"{name}.sql").read_text()
+
+
+@functools.cache
+def _queries() -> dict[str, str]:
+    found: dict[str, str] = {}
+    name: str | None = None
+    lines: list[str] = []
+    for line in script("queries").splitlines():
+        m = re.match(r"--\s*name:\s*(\w+)\s*$", line)
+        if m:
+            if name:
+                found[name] = "\n".join(lines).strip().rstrip(";")
+            name, lines = m.group(1), []
+        elif name is not None and not line.startswith("--"):
+            lines.append(line)
+    if name:
+        found[name] = "\n".join(lines).strip().rstrip(";")
+    return found
+
+
+def query(name: str) -> sql.SQL:
+    """The statement named ``name`` in ``sql/queries.sql``, ready for ``execute``."""
+    try:
+        return sql.SQL(_queries()[name])
+    except KeyError:
+        raise KeyError(f"no query named {name!r} in {sql_dir() / 'queries.sql'}") from None

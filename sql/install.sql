@@ -1,0 +1,157 @@
+-- notifyagent's own database objects (schema version 1).
+-- Applied in one transaction by `notifyagent install` (and by `serve` when missing or older).
+-- The pgagent extension's objects are never altered: we only add triggers that call our
+-- functions. None of them writes a row, so pgAdmin's `xmin = txid_current()` lookup still
+-- finds exactly the job it created.
+
+CREATE SCHEMA IF NOT EXISTS notifyagent;
+COMMENT ON SCHEMA notifyagent IS 'notifyagent: change notifications and safety triggers for the pgagent schema';
+
+CREATE OR REPLACE FUNCTION notifyagent.version() RETURNS int
+LANGUAGE sql IMMUTABLE AS 'SELECT 1';
+
+-- Send the ids of the jobs a statement touched on channel "notifyagent" as "<kind>:<id>,<id>,...".
+-- Chunks of 700 ids keep each payload under NOTIFY's 8000-byte limit; a change too large to
+-- describe usefully sends "resync" instead.
+CREATE OR REPLACE FUNCTION notifyagent.notify_jobs(kind text, ids int[]) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+  n int := coalesce(array_length(ids, 1), 0);
+  i int := 1;
+BEGIN
+  IF n = 0 THEN
+    RETURN;
+  END IF;
+  IF n > 100000 THEN
+    PERFORM pg_notify('notifyagent', 'resync');
+    RETURN;
+  END IF;
+  WHILE i <= n LOOP
+    PERFORM pg_notify('notifyagent', kind || ':' || array_to_string(ids[i:i + 699], ','));
+    i := i + 700;
+  END LOOP;
+END $$;
+
+-- pga_job: only changes that matter for scheduling (next run, enabled, host, release) notify,
+-- so the agent's own claim (jobagentid, joblastrun) does not wake anybody.
+CREATE OR REPLACE FUNCTION notifyagent.job_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    PERFORM notifyagent.notify_jobs('job', ARRAY(SELECT jobid FROM new_rows ORDER BY 1));
+  ELSIF TG_OP = 'DELETE' THEN
+    PERFORM notifyagent.notify_jobs('job', ARRAY(SELECT jobid FROM old_rows ORDER BY 1));
+  ELSIF TG_OP = 'UPDATE' THEN
+    PERFORM notifyagent.notify_jobs('job', ARRAY(
+      SELECT n.jobid FROM new_rows n JOIN old_rows o USING (jobid)
+       WHERE n.jobnextrun IS DISTINCT FROM o.jobnextrun
+          OR n.jobenabled IS DISTINCT FROM o.jobenabled
+          OR n.jobhostagent IS DISTINCT FROM o.jobhostagent
+          OR (o.jobagentid IS NOT NULL AND n.jobagentid IS NULL)
+       ORDER BY 1));
+  ELSE  -- TRUNCATE
+    PERFORM pg_notify('notifyagent', 'resync');
+  END IF;
+  RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION notifyagent.schedule_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    PERFORM notifyagent.notify_jobs('schedule', ARRAY(SELECT DISTINCT jscjobid FROM new_rows ORDER BY 1));
+  ELSIF TG_OP = 'DELETE' THEN
+    PERFORM notifyagent.notify_jobs('schedule', ARRAY(SELECT DISTINCT jscjobid FROM old_rows ORDER BY 1));
+  ELSIF TG_OP = 'UPDATE' THEN
+    PERFORM notifyagent.notify_jobs('schedule', ARRAY(
+      SELECT jscjobid FROM new_rows UNION SELECT jscjobid FROM old_rows ORDER BY 1));
+  ELSE
+    PERFORM pg_notify('notifyagent', 'resync');
+  END IF;
+  RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION notifyagent.exception_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    PERFORM notifyagent.notify_jobs('exception', ARRAY(
+      SELECT DISTINCT s.jscjobid FROM new_rows e JOIN pgagent.pga_schedule s ON s.jscid = e.jexscid ORDER BY 1));
+  ELSIF TG_OP = 'DELETE' THEN
+    PERFORM notifyagent.notify_jobs('exception', ARRAY(
+      SELECT DISTINCT s.jscjobid FROM old_rows e JOIN pgagent.pga_schedule s ON s.jscid = e.jexscid ORDER BY 1));
+  ELSIF TG_OP = 'UPDATE' THEN
+    PERFORM notifyagent.notify_jobs('exception', ARRAY(
+      SELECT s.jscjobid FROM (SELECT jexscid FROM new_rows UNION SELECT jexscid FROM old_rows) e
+        JOIN pgagent.pga_schedule s ON s.jscid = e.jexscid
+       GROUP BY 1 ORDER BY 1));
+  ELSE
+    PERFORM pg_notify('notifyagent', 'resync');
+  END IF;
+  RETURN NULL;
+END $$;
+
+-- A claim of a job that is not due (disabled, no next run, or next run in the future) is stale:
+-- pgAgent's poll thread can arrive after another agent already ran and released the job, and
+-- would run it a second time. Skipping the row makes that claim affect 0 rows instead.
+CREATE OR REPLACE FUNCTION notifyagent.claim_guard() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF NOT OLD.jobenabled OR OLD.jobnextrun IS NULL OR OLD.jobnextrun > now() THEN
+    RETURN NULL;
+  END IF;
+  RETURN NEW;
+END $$;
+
+-- Runs before the extension's pga_job_trigger (triggers fire in name order) and does the same
+-- recompute, but a schedule that pga_next_schedule() cannot compute (the 31st in a 30-day
+-- month, 30 February) yields 'infinity' instead of aborting the statement: saving such a
+-- schedule in pgAdmin works, releasing the job works, and the agent then writes the real time.
+CREATE OR REPLACE FUNCTION notifyagent.safe_nextrun() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.jobenabled AND NEW.jobnextrun IS NULL THEN
+    BEGIN
+      NEW.jobnextrun := (
+        SELECT min(pgagent.pga_next_schedule(jscid, jscstart, jscend, jscminutes, jschours,
+                                            jscweekdays, jscmonthdays, jscmonths))
+          FROM pgagent.pga_schedule WHERE jscenabled AND jscjobid = OLD.jobid);
+    EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format THEN
+      NEW.jobnextrun := 'infinity';
+    END;
+  END IF;
+  RETURN NEW;
+END $$;
+
+CREATE OR REPLACE TRIGGER notifyagent_job_insert AFTER INSERT ON pgagent.pga_job
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION notifyagent.job_changed();
+CREATE OR REPLACE TRIGGER notifyagent_job_update AFTER UPDATE ON pgagent.pga_job
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION notifyagent.job_changed();
+CREATE OR REPLACE TRIGGER notifyagent_job_delete AFTER DELETE ON pgagent.pga_job
+  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION notifyagent.job_changed();
+CREATE OR REPLACE TRIGGER notifyagent_job_truncate AFTER TRUNCATE ON pgagent.pga_job
+  FOR EACH STATEMENT EXECUTE FUNCTION notifyagent.job_changed();
+CREATE OR REPLACE TRIGGER notifyagent_claim_guard BEFORE UPDATE OF jobagentid ON pgagent.pga_job
+  FOR EACH ROW WHEN (OLD.jobagentid IS NULL AND NEW.jobagentid IS NOT NULL)
+  EXECUTE FUNCTION notifyagent.claim_guard();
+CREATE OR REPLACE TRIGGER notifyagent_safe_nextrun BEFORE UPDATE ON pgagent.pga_job
+  FOR EACH ROW WHEN (NEW.jobnextrun IS NULL AND NEW.jobenabled)
+  EXECUTE FUNCTION notifyagent.safe_nextrun();
+
+CREATE OR REPLACE TRIGGER notifyagent_schedule_insert AFTER INSERT ON pgagent.pga_schedule
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION notifyagent.schedule_changed();
+CREATE OR REPLACE TRIGGER notifyagent_schedule_update AFTER UPDATE ON pgagent.pga_schedule
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION notifyagent.schedule_changed();
+CREATE OR REPLACE TRIGGER notifyagent_schedule_delete AFTER DELETE ON pgagent.pga_schedule
+  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION notifyagent.schedule_changed();
+CREATE OR REPLACE TRIGGER notifyagent_schedule_truncate AFTER TRUNCATE ON pgagent.pga_schedule
+  FOR EACH STATEMENT EXECUTE FUNCTION notifyagent.schedule_changed();
+
+CREATE OR REPLACE TRIGGER notifyagent_exception_insert AFTER INSERT ON pgagent.pga_exception
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION notifyagent.exception_changed();
+CREATE OR REPLACE TRIGGER notifyagent_exception_update AFTER UPDATE ON pgagent.pga_exception
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION notifyagent.exception_changed();
+CREATE OR REPLACE TRIGGER notifyagent_exception_delete AFTER DELETE ON pgagent.pga_exception
+  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION notifyagent.exception_changed();
+CREATE OR REPLACE TRIGGER notifyagent_exception_truncate AFTER TRUNCATE ON pgagent.pga_exception
+  FOR EACH STATEMENT EXECUTE FUNCTION notifyagent.exception_changed();
