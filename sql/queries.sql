@@ -25,3 +25,133 @@ SELECT jagpid, jagstation, jaglogintime FROM pgagent.pga_jobagent ORDER BY jaglo
 
 -- name: report_jobs
 SELECT count(*) AS jobs, count(*) FILTER (WHERE jobenabled) AS enabled FROM pgagent.pga_job
+
+-- name: register
+-- The agent's identity is the backend pid of its LISTEN connection, as pgAgent's is the pid
+-- of its main connection; pgAdmin and a C++ pgAgent both read this row.
+INSERT INTO pgagent.pga_jobagent (jagpid, jagstation) VALUES (pg_backend_pid(), %(station)s)
+RETURNING jagpid
+
+-- name: adopt_jobs
+-- After the LISTEN connection was replaced (new pid): move our running claims to the new
+-- identity and drop the old row, before anybody takes the old pid for a dead agent.
+WITH moved AS (
+  UPDATE pgagent.pga_job SET jobagentid = %(new)s WHERE jobagentid = %(old)s RETURNING jobid)
+DELETE FROM pgagent.pga_jobagent WHERE jagpid = %(old)s
+RETURNING (SELECT count(*) FROM moved) AS moved
+
+-- name: unregister
+DELETE FROM pgagent.pga_jobagent WHERE jagpid = %(agent)s
+
+-- name: liveness
+-- The periodic liveness check, one statement: a ping through the notification channel (it must
+-- come back on our LISTEN connection) and the agents whose backend is gone.
+SELECT pg_notify('notifyagent', %(ping)s) AS sent,
+       ARRAY(SELECT a.jagpid FROM pgagent.pga_jobagent a
+              WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity p WHERE p.pid = a.jagpid)
+              ORDER BY 1) AS zombies
+
+-- name: reap_zombie
+-- One dead agent per transaction: its running runs and steps become 'd' (aborted), its jobs
+-- are released (the triggers recompute the next run) and its row is deleted.
+WITH jobs AS (
+  SELECT jobid FROM pgagent.pga_job WHERE jobagentid = %(pid)s),
+runs AS (
+  UPDATE pgagent.pga_joblog SET jlgstatus = 'd'
+   WHERE jlgstatus = 'r' AND jlgjobid IN (SELECT jobid FROM jobs)
+  RETURNING jlgid),
+steps AS (
+  UPDATE pgagent.pga_jobsteplog SET jslstatus = 'd'
+   WHERE jslstatus = 'r' AND jsljlgid IN (SELECT jlgid FROM runs)
+  RETURNING jslid),
+released AS (
+  UPDATE pgagent.pga_job SET jobagentid = NULL, jobnextrun = NULL
+   WHERE jobid IN (SELECT jobid FROM jobs)
+  RETURNING jobid),
+gone AS (
+  DELETE FROM pgagent.pga_jobagent WHERE jagpid = %(pid)s RETURNING jagstation)
+SELECT (SELECT count(*) FROM runs) AS runs, (SELECT count(*) FROM steps) AS steps,
+       (SELECT count(*) FROM released) AS jobs, (SELECT min(jagstation) FROM gone) AS station
+
+-- name: job_states
+-- What the due-queue needs to know about jobs (all of them when ids is NULL). "due_in" is
+-- measured on the server's clock, which decides due-ness (jobnextrun <= now()).
+SELECT jobid, jobname, jobenabled, jobhostagent, jobagentid,
+       CASE WHEN isfinite(jobnextrun) THEN jobnextrun END AS jobnextrun,
+       CASE WHEN isfinite(jobnextrun)
+            THEN extract(epoch FROM jobnextrun - clock_timestamp())::float8 END AS due_in
+  FROM pgagent.pga_job
+ WHERE %(ids)s::int[] IS NULL OR jobid = ANY(%(ids)s::int[])
+
+-- name: claim
+-- The claim: take up to "limit" of the given jobs that are still due, enabled, unclaimed and
+-- allowed on this station, skipping rows another session holds locked; start their run log
+-- ('r') and read their enabled steps in pgAgent's order, all in one round trip.
+WITH candidates AS (
+  SELECT jobid FROM pgagent.pga_job
+   WHERE jobid = ANY(%(ids)s::int[]) AND jobenabled AND jobagentid IS NULL
+     AND jobnextrun <= now() AND (jobhostagent = '' OR jobhostagent = %(station)s)
+   ORDER BY jobnextrun, jobid
+   LIMIT %(limit)s
+   FOR UPDATE SKIP LOCKED),
+claimed AS (
+  UPDATE pgagent.pga_job j SET jobagentid = %(agent)s, joblastrun = now()
+    FROM candidates c WHERE j.jobid = c.jobid
+  RETURNING j.jobid, j.jobname, j.jobnextrun),
+logged AS (
+  INSERT INTO pgagent.pga_joblog (jlgjobid, jlgstatus)
+  SELECT jobid, 'r' FROM claimed
+  RETURNING jlgid, jlgjobid)
+SELECT c.jobid, c.jobname, l.jlgid,
+       extract(epoch FROM clock_timestamp() - c.jobnextrun)::float8 AS lag,
+       coalesce((SELECT json_agg(json_build_object(
+                   'id', s.jstid, 'name', s.jstname, 'kind', s.jstkind, 'code', s.jstcode,
+                   'connstr', s.jstconnstr, 'dbname', s.jstdbname, 'onerror', s.jstonerror)
+                   ORDER BY s.jstname, s.jstid)
+                   FROM pgagent.pga_jobstep s
+                  WHERE s.jstjobid = c.jobid AND s.jstenabled), '[]') AS steps
+  FROM claimed c JOIN logged l ON l.jlgjobid = c.jobid
+ ORDER BY c.jobnextrun, c.jobid
+
+-- name: step_start
+-- A step's log row ('r'); no row comes back when the step was deleted meanwhile.
+INSERT INTO pgagent.pga_jobsteplog (jsljlgid, jsljstid, jslstatus)
+SELECT %(jlgid)s, jstid, 'r' FROM pgagent.pga_jobstep WHERE jstid = %(jstid)s
+RETURNING jslid
+
+-- name: step_finish
+UPDATE pgagent.pga_jobsteplog
+   SET jslduration = now() - jslstart, jslresult = %(result)s, jslstatus = %(status)s::text,
+       jsloutput = %(output)s
+ WHERE jslid = %(jslid)s AND jslstatus = 'r'
+
+-- name: release
+-- The release, one statement: finish the run log (a 'd' run keeps no duration, as pgAgent's
+-- zombie cleanup leaves it) and hand the job back; jobnextrun NULL lets the triggers compute
+-- the next run. Rows another agent already marked 'd' (it took us for dead) stay as they are.
+WITH log AS (
+  UPDATE pgagent.pga_joblog
+     SET jlgstatus = %(status)s::text,
+         jlgduration = CASE WHEN %(status)s::text = 'd' THEN NULL ELSE now() - jlgstart END
+   WHERE jlgid = %(jlgid)s AND jlgstatus = 'r'
+  RETURNING jlgid),
+steps AS (
+  UPDATE pgagent.pga_jobsteplog SET jslstatus = 'd'
+   WHERE jsljlgid = %(jlgid)s AND jslstatus = 'r' AND %(status)s::text = 'd'
+  RETURNING jslid)
+UPDATE pgagent.pga_job SET jobagentid = NULL, jobnextrun = %(nextrun)s::timestamptz
+ WHERE jobid = %(jobid)s AND jobagentid = %(agent)s
+RETURNING (SELECT count(*) FROM log) AS logged
+
+-- name: finish_log
+-- Fallback when the release statement fails: the run log on its own.
+UPDATE pgagent.pga_joblog
+   SET jlgstatus = %(status)s::text,
+       jlgduration = CASE WHEN %(status)s::text = 'd' THEN NULL ELSE now() - jlgstart END
+ WHERE jlgid = %(jlgid)s AND jlgstatus = 'r'
+
+-- name: release_only
+-- Fallback release that does not ask the triggers for a next run ('infinity' = not scheduled
+-- until its schedule is fixed; any later schedule edit recomputes it).
+UPDATE pgagent.pga_job SET jobagentid = NULL, jobnextrun = 'infinity'
+ WHERE jobid = %(jobid)s AND jobagentid = %(agent)s

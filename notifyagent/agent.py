@@ -1,0 +1,499 @@
+"""The agent: listens for changes, keeps the due-queue, claims and runs jobs on time.
+
+Four tasks share one event loop:
+
+* the *listener* owns the LISTEN connection, which is also the agent's identity in
+  ``pga_jobagent`` (its backend pid), and turns notifications into dirty job ids;
+* the *scheduler* owns the due-queue: it refreshes what changed, claims due jobs up to the
+  free concurrency slots and sleeps until the next deadline or the next notification;
+* the *liveness* task checks the notification round trip and reaps dead agents;
+* one task per running job.
+
+No task polls the job table: an idle agent sends only the liveness check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import signal
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from loguru import logger
+
+from notifyagent import conninfo, db, schema
+from notifyagent.config import Settings
+from notifyagent.errors import ConnectError, ExtensionMissing, SchemaVersionMismatch
+from notifyagent.jobs import run_steps
+from notifyagent.queue import DueQueue
+from notifyagent.sqlfiles import query
+from notifyagent.steps import StepRunner
+from notifyagent.store import ClaimedJob, JobState, Store
+
+CHANNEL = "notifyagent"
+#: First retry delay for a due job whose row another session holds locked.
+LOCKED_RETRY = 0.05
+
+
+class Agent:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.queue = DueQueue()
+        self.store = Store(settings.dsn, max_size=min(settings.max_concurrency, 8) + 2)
+        self.runner = StepRunner(
+            settings.dsn,
+            max_output=settings.max_output,
+            batch_steps=settings.batch_steps,
+            max_idle=settings.max_concurrency,
+        )
+        self.agent_id: int | None = None
+        self.running: dict[int, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self._connected = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._abort = asyncio.Event()
+        self._dirty: set[int] = set()
+        self._resync = True
+        self._locked_retries: dict[int, int] = {}
+        self._ping_seq = itertools.count(1)
+        self._ping_expected: str | None = None
+        self._ping_back = asyncio.Event()
+        self._listen_conn: db.AsyncConn | None = None
+        self._first_connect: asyncio.Future[None] | None = None
+        self._loaded = False
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def serve(self) -> int:
+        """Run until SIGTERM/SIGINT; returns the exit code."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        self._first_connect = loop.create_future()
+        logger.info(
+            "notifyagent starting: station {!r}, database {}, max concurrency {}",
+            self.settings.station,
+            conninfo.display(self.settings.dsn),
+            self.settings.max_concurrency,
+        )
+        listener = asyncio.create_task(self._listen_forever(), name="listener")
+        tasks: list[asyncio.Task[None]] = [listener]
+        try:
+            stop = asyncio.ensure_future(self._stop.wait())
+            waiting: list[asyncio.Future[Any]] = [self._first_connect, stop]
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            if self._first_connect.done():
+                self._first_connect.result()  # a fatal schema error ends serve() here
+                await self.store.open()
+                tasks.append(asyncio.create_task(self._liveness_forever(), name="liveness"))
+                await self._schedule_forever()
+        finally:
+            await self._shutdown(tasks)
+        return 0
+
+    def request_stop(self) -> None:
+        if self._stop.is_set():
+            logger.warning("second stop signal: cancelling running jobs now")
+            self._abort.set()
+        else:
+            logger.info(
+                "stop requested: no new jobs; waiting up to {}s for {} running job(s)",
+                self.settings.shutdown_timeout,
+                len(self.running),
+            )
+            self._stop.set()
+        self._wake.set()
+
+    async def _shutdown(self, tasks: Sequence[asyncio.Task[None]]) -> None:
+        self._stop.set()
+        await self._wait_or_cancel_jobs()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.agent_id is not None:
+            try:
+                await asyncio.wait_for(self.store.unregister(self.agent_id), 10)
+                logger.info("unregistered agent {} from pgagent.pga_jobagent", self.agent_id)
+            except (psycopg.Error, TimeoutError, OSError) as err:
+                logger.warning("could not delete agent row {}: {}", self.agent_id, err)
+        if self._listen_conn is not None:
+            await self._listen_conn.close()
+        await self.store.close()
+        await self.runner.close()
+        logger.info("notifyagent stopped")
+
+    async def _wait_or_cancel_jobs(self) -> None:
+        """Let running jobs finish until the shutdown timeout (or a second signal); then cancel
+        them: their runs are marked 'd' and their jobs released by the job tasks themselves."""
+        pending = set(self.running.values())
+        if not pending:
+            return
+        deadline = time.monotonic() + self.settings.shutdown_timeout
+        while pending and not self._abort.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            abort = asyncio.ensure_future(self._abort.wait())
+            done, _ = await asyncio.wait(
+                [*pending, abort], timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+            )
+            abort.cancel()
+            pending -= done
+        if pending:
+            logger.warning("cancelling {} running job(s)", len(pending))
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    # -- listener -----------------------------------------------------------------------
+
+    async def _listen_forever(self) -> None:
+        backoff = 0.1
+        state = "starting"
+        while not self._stop.is_set():
+            try:
+                conn = await db.connect(self.settings.dsn, app="notifyagent")
+            except ConnectError as err:
+                if state != "down":
+                    logger.warning("database unreachable, retrying with backoff: {}", err)
+                    state = "down"
+                await self._sleep_or_stop(backoff)
+                backoff = min(backoff * 2, self.settings.max_backoff)
+                continue
+            self._listen_conn = conn
+            try:
+                await self._on_connect(conn)
+                backoff = 0.1
+                if state == "down" or state == "lost":
+                    logger.info("reconnected to the database (agent id {})", self.agent_id)
+                state = "up"
+                async with contextlib.aclosing(conn.notifies()) as notifies:
+                    async for n in notifies:
+                        self._on_notify(n.payload, n.pid)
+            except (ExtensionMissing, SchemaVersionMismatch) as err:
+                if self._first_connect is not None and not self._first_connect.done():
+                    self._first_connect.set_exception(err)
+                    return
+                if state != "schema":
+                    logger.error("{} (retrying with backoff)", err)
+                    state = "schema"
+                await self._sleep_or_stop(backoff)
+                backoff = min(backoff * 2, self.settings.max_backoff)
+            except (psycopg.Error, OSError) as err:
+                if self._stop.is_set():
+                    return
+                if state == "up":
+                    logger.warning(
+                        "lost the LISTEN connection ({}); reconnecting and resyncing",
+                        " ".join(str(err).split()) or type(err).__name__,
+                    )
+                    state = "lost"
+                await self._sleep_or_stop(min(backoff, 0.2) if state == "lost" else backoff)
+                backoff = min(backoff * 2, self.settings.max_backoff)
+            finally:
+                self._connected.clear()
+                self._listen_conn = None
+                with contextlib.suppress(Exception):
+                    await conn.close()
+
+    async def _sleep_or_stop(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+    async def _on_connect(self, conn: db.AsyncConn) -> None:
+        """Verify and install, LISTEN, register (or move our claims to the new pid); then the
+        scheduler resyncs, so a change made while we were away cannot be missed."""
+        await schema.verify_pgagent(conn)
+        await schema.install(conn)
+        await conn.execute(f"LISTEN {CHANNEL}")
+        old = self.agent_id
+        new = await self._register(conn)
+        if old is not None and old != new:
+            cur = await conn.execute(query("adopt_jobs"), {"old": old, "new": new})
+            row = await cur.fetchone()
+            moved = row["moved"] if row else 0
+            logger.info("agent id changed {} -> {}; {} running claim(s) moved", old, new, moved)
+        self.agent_id = new
+        self._resync = True
+        self._connected.set()
+        self._wake.set()
+        if self._first_connect is not None and not self._first_connect.done():
+            logger.info(
+                "registered as agent {} (station {!r}); listening on channel {!r}",
+                new,
+                self.settings.station,
+                CHANNEL,
+            )
+            self._first_connect.set_result(None)
+
+    async def _register(self, conn: db.AsyncConn) -> int:
+        params = {"station": self.settings.station}
+        try:
+            cur = await conn.execute(query("register"), params)
+        except psycopg.errors.UniqueViolation:
+            # A row with our pid left by an agent of an earlier server incarnation (pid reuse):
+            # it is certainly dead, since the pid is ours now. Clean it up like any zombie.
+            pid = conn.info.backend_pid
+            await conn.execute(query("reap_zombie"), {"pid": pid})
+            logger.warning("removed a stale pga_jobagent row that had our pid {}", pid)
+            cur = await conn.execute(query("register"), params)
+        row = await cur.fetchone()
+        assert row is not None
+        return int(row["jagpid"])
+
+    def _on_notify(self, payload: str, sender: int) -> None:
+        kind, _, rest = payload.partition(":")
+        if kind in ("job", "schedule", "exception"):
+            try:
+                ids = [int(x) for x in rest.split(",") if x]
+            except ValueError:
+                ids = []
+            if ids:
+                self._dirty.update(ids)
+                self._wake.set()
+                return
+        elif payload == "resync":
+            logger.debug("resync requested by a notification")
+            self._resync = True
+            self._wake.set()
+            return
+        elif kind == "ping":
+            if payload == self._ping_expected:
+                self._ping_back.set()
+            return
+        logger.warning(
+            "ignored a malformed notification on channel {!r} from backend {}: {!r}",
+            CHANNEL,
+            sender,
+            payload[:200],
+        )
+
+    # -- scheduler ----------------------------------------------------------------------
+
+    async def _schedule_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                if not self._connected.is_set():
+                    await self._wait_connected()
+                if self._stop.is_set():
+                    break
+                await self._refresh()
+                while await self._dispatch():
+                    pass
+            except (psycopg.Error, OSError) as err:
+                logger.warning("scheduler: database error ({}); will resync", err)
+                self._resync = True
+                await self._sleep_or_stop(0.2)
+                continue
+            timeout = self.settings.max_sleep
+            if len(self.running) < self.settings.max_concurrency:
+                nxt = self.queue.next_deadline()
+                if nxt is not None:
+                    timeout = min(timeout, max(0.0, nxt - loop.time()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _wait_connected(self) -> None:
+        connected = asyncio.ensure_future(self._connected.wait())
+        stop = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait([connected, stop], return_when=asyncio.FIRST_COMPLETED)
+        connected.cancel()
+        stop.cancel()
+
+    async def _refresh(self) -> None:
+        """Bring the queue up to date: everything after a (re)connect, else the dirty jobs."""
+        if self._resync:
+            self._resync = False
+            self._dirty.clear()
+            started = time.monotonic()
+            states = await self.store.job_states(None)
+            self._apply_states(states, full=True)
+            if not self._loaded:
+                self._loaded = True
+                logger.info(
+                    "queue loaded: {} scheduled job(s) of {} in {:.0f} ms",
+                    len(self.queue),
+                    len(states),
+                    (time.monotonic() - started) * 1000,
+                )
+            else:
+                logger.info("resynced: {} scheduled job(s)", len(self.queue))
+        if self._dirty:
+            ids, self._dirty = sorted(self._dirty), set()
+            states = await self.store.job_states(ids)
+            self._apply_states(states, full=False, asked=ids)
+
+    def _apply_states(
+        self, states: Sequence[JobState], *, full: bool, asked: Sequence[int] = ()
+    ) -> None:
+        now = asyncio.get_running_loop().time()
+        entries: dict[int, float] = {}
+        for s in states:
+            if s.job_id in self.running:
+                continue
+            if s.runnable_on(self.settings.station):
+                assert s.due_in is not None
+                entries[s.job_id] = now + max(0.0, s.due_in)
+        if full:
+            self.queue.replace_all(entries.items())
+        else:
+            for job_id in asked:
+                if job_id in entries:
+                    self.queue.set(job_id, entries[job_id])
+                    logger.debug("job {} due in {:.3f}s", job_id, entries[job_id] - now)
+                else:
+                    self.queue.discard(job_id)
+                    self._locked_retries.pop(job_id, None)
+
+    async def _dispatch(self) -> bool:
+        """Claim due jobs for the free slots and start them; True if it should run again."""
+        free = self.settings.max_concurrency - len(self.running)
+        if free <= 0 or self._stop.is_set() or self.agent_id is None:
+            return False
+        loop = asyncio.get_running_loop()
+        ids = self.queue.pop_due(loop.time(), limit=free)
+        if not ids:
+            return False
+        claimed = await self.store.claim(
+            ids, limit=free, station=self.settings.station, agent=self.agent_id
+        )
+        for job in claimed:
+            self._locked_retries.pop(job.job_id, None)
+            self.running[job.job_id] = asyncio.create_task(self._run(job), name=f"job-{job.job_id}")
+        leftover = sorted(set(ids) - {j.job_id for j in claimed})
+        if leftover:
+            await self._recheck(leftover)
+        return len(claimed) == len(ids)
+
+    async def _recheck(self, ids: Sequence[int]) -> None:
+        """Jobs we tried and did not get: claimed elsewhere, not due after all (our clock ran
+        ahead), or locked by another session (then retry with a growing delay)."""
+        states = await self.store.job_states(ids)
+        self._apply_states(states, full=False, asked=ids)
+        now = asyncio.get_running_loop().time()
+        for job_id in ids:
+            deadline = self.queue.deadline(job_id)
+            if deadline is not None and deadline <= now:
+                n = self._locked_retries.get(job_id, 0)
+                self._locked_retries[job_id] = n + 1
+                delay = min(LOCKED_RETRY * 2**n, 2.0)
+                logger.debug("job {} is locked by another session; retry in {:.2f}s", job_id, delay)
+                self.queue.set(job_id, now + delay)
+
+    # -- running a job ------------------------------------------------------------------
+
+    async def _run(self, job: ClaimedJob) -> None:
+        started = time.monotonic()
+        logger.info(
+            "job {} ({}) started, {:.1f} ms after due, {} step(s)",
+            job.job_id,
+            job.name,
+            job.lag * 1000,
+            len(job.steps),
+        )
+        status = "i"
+        try:
+            status = await run_steps(job, self.store, self.runner)
+        except asyncio.CancelledError:
+            status = "d"
+        except Exception as err:
+            logger.opt(exception=err).error(
+                "job {} ({}): internal error, run ends 'i': {}", job.job_id, job.name, err
+            )
+        finally:
+            await self._release(job, status)
+            self.running.pop(job.job_id, None)
+            self._dirty.add(job.job_id)
+            self._wake.set()
+        logger.info(
+            "job {} ({}) finished: status {} in {:.3f}s",
+            job.job_id,
+            job.name,
+            status,
+            time.monotonic() - started,
+        )
+
+    async def _release(self, job: ClaimedJob, status: str) -> None:
+        """Release ``job`` whatever happens: retry while the database is away; if the triggers
+        cannot compute its next run, release it without that (and say why)."""
+        delay = 0.1
+        while True:
+            agent = self.agent_id
+            assert agent is not None
+            try:
+                await self.store.release(job, status, agent)
+                return
+            except psycopg.OperationalError as err:
+                logger.warning("job {}: release failed ({}); retrying", job.job_id, err)
+            except psycopg.DatabaseError as err:
+                logger.error(
+                    "job {} ({}): its next run cannot be computed ({}); released without one "
+                    "until its schedule is fixed",
+                    job.job_id,
+                    job.name,
+                    " ".join(str(err).split()),
+                )
+                try:
+                    await self.store.release_without_recompute(job, status, agent)
+                    return
+                except psycopg.OperationalError as err2:
+                    logger.warning("job {}: release failed ({}); retrying", job.job_id, err2)
+            if self._abort.is_set() and delay >= self.settings.max_backoff:
+                logger.error(
+                    "job {}: giving up the release; the liveness check of the next agent "
+                    "cleans it up",
+                    job.job_id,
+                )
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.settings.max_backoff)
+
+    # -- liveness -----------------------------------------------------------------------
+
+    async def _liveness_forever(self) -> None:
+        interval = self.settings.liveness_interval
+        while not self._stop.is_set():
+            if self._connected.is_set():
+                try:
+                    await self._liveness_check()
+                except (psycopg.Error, OSError) as err:
+                    logger.warning("liveness check failed: {}", err)
+            if interval <= 0:
+                return
+            await self._sleep_or_stop(interval)
+
+    async def _liveness_check(self) -> None:
+        me = self.agent_id
+        ping = f"ping:{me}:{next(self._ping_seq)}"
+        self._ping_expected = ping
+        self._ping_back.clear()
+        zombies = await self.store.liveness(ping)
+        try:
+            await asyncio.wait_for(self._ping_back.wait(), 10)
+        except TimeoutError:
+            if self._connected.is_set() and self._listen_conn is not None:
+                logger.warning("notification round trip failed: reconnecting the listener")
+                await self._listen_conn.close()
+        for pid in zombies:
+            if pid == self.agent_id:
+                continue
+            try:
+                done = await self.store.reap_zombie(pid)
+            except psycopg.Error as err:
+                logger.error("could not clean up dead agent {}: {}", pid, err)
+                continue
+            logger.warning(
+                "cleaned up dead agent {} (station {}): {} run(s) marked aborted, "
+                "{} job(s) released",
+                pid,
+                done["station"],
+                done["runs"],
+                done["jobs"],
+            )

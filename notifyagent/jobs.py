@@ -1,0 +1,56 @@
+"""One run of a claimed job: its steps in order, with pgAgent's on-error rules.
+
+Step status: ``s`` on success, else the step's on-error code (``f`` fail, ``s`` success,
+``i`` ignore). Job status: ``f`` as soon as a step ends ``f`` (later steps do not run), ``i``
+when a step vanished before it could be logged, else ``s`` (also for a job without steps).
+"""
+
+from __future__ import annotations
+
+import time
+
+from loguru import logger
+
+from notifyagent.steps import StepRunner
+from notifyagent.store import ClaimedJob, Store
+
+
+async def run_steps(job: ClaimedJob, store: Store, runner: StepRunner) -> str:
+    """Run every step of ``job``, writing its step log rows; return the job status."""
+    for step in job.steps:
+        jslid = await store.step_start(job.jlgid, step.id)
+        if jslid is None:
+            logger.warning(
+                "job {} ({}): step {} ({}) was deleted before it could run; run ends 'i'",
+                job.job_id,
+                job.name,
+                step.id,
+                step.name,
+            )
+            return "i"
+        started = time.monotonic()
+        outcome = await runner.run(job.job_id, step)
+        status = "s" if outcome.ok else step.onerror
+        logger.debug(
+            "job {} step {} ({}) -> {} result={} in {:.3f}s",
+            job.job_id,
+            step.id,
+            step.name,
+            status,
+            outcome.result,
+            time.monotonic() - started,
+        )
+        if not outcome.ok:
+            logger.info(
+                "job {} ({}): step {} ({}) failed (on error '{}'): {}",
+                job.job_id,
+                job.name,
+                step.id,
+                step.name,
+                step.onerror,
+                outcome.output.strip().splitlines()[0] if outcome.output.strip() else "",
+            )
+        logged = await store.step_finish(jslid, status, outcome)
+        if status == "f" or not logged:
+            return "f"
+    return "s"

@@ -1,0 +1,249 @@
+"""Running one job step: SQL on a (cached) connection, or a batch script in a subprocess.
+
+Semantics follow pgAgent (pgagent-behaviour.md §3.5, §3.6): SQL runs through the simple query
+protocol (several statements, one implicit transaction), ``result`` is the row count of the
+last statement or -1 on error, the output is '' or the server's error; a batch step is a
+0700 script in a private temp dir run by ``/bin/sh``, ``result`` is its exit code (-1 when
+killed by a signal), the output is stdout then stderr after pgAgent's separator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shlex
+import shutil
+import signal
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from loguru import logger
+from psycopg import pq
+
+from notifyagent import conninfo
+from notifyagent.db import describe_connect_error
+
+NO_CONNECTION = "Couldn't get a connection to the database!"
+SCRIPT_ERROR = "\nScript Error: \n"
+
+
+@dataclass(frozen=True)
+class Step:
+    id: int
+    name: str
+    kind: str
+    code: str
+    connstr: str
+    dbname: str
+    onerror: str
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Step:
+        return cls(
+            id=int(d["id"]),
+            name=str(d["name"]),
+            kind=str(d["kind"]),
+            code=str(d["code"]),
+            connstr=str(d["connstr"] or ""),
+            dbname=str(d["dbname"] or ""),
+            onerror=str(d["onerror"] or "f"),
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    result: int
+    output: str
+
+
+def clean_text(data: bytes) -> str:
+    """Decode output for a text column: invalid UTF-8 replaced, NUL bytes removed."""
+    return data.decode("utf-8", errors="replace").replace("\x00", "")
+
+
+def truncated(text: str, limit: int, dropped: int = 0) -> str:
+    """``text`` cut to ``limit`` characters, with a marker saying how much was not stored."""
+    if len(text) > limit:
+        dropped += len(text.encode()) - len(text[:limit].encode())
+        text = text[:limit]
+    if dropped:
+        text += f"\n[notifyagent: output truncated, {dropped} more bytes not stored (--max-output)]"
+    return text
+
+
+async def _read_capped(stream: asyncio.StreamReader | None, limit: int) -> tuple[bytes, int]:
+    """Read a pipe to EOF, keeping the first ``limit`` bytes and counting the rest."""
+    if stream is None:
+        return b"", 0
+    kept = bytearray()
+    dropped = 0
+    while chunk := await stream.read(65536):
+        room = limit - len(kept)
+        if room > 0:
+            kept += chunk[:room]
+        dropped += max(0, len(chunk) - max(room, 0))
+    return bytes(kept), dropped
+
+
+class StepRunner:
+    """Runs steps; keeps idle SQL connections per target so a run opens none."""
+
+    def __init__(self, agent_dsn: str, *, max_output: int, batch_steps: bool, max_idle: int):
+        self.agent_dsn = agent_dsn
+        self.max_output = max_output
+        self.batch_steps = batch_steps
+        self.max_idle = max_idle
+        self._idle: dict[str, list[psycopg.AsyncConnection[Any]]] = defaultdict(list)
+
+    async def run(self, job_id: int, step: Step) -> Outcome:
+        if step.kind == "s":
+            return await self.run_sql(step)
+        if step.kind == "b":
+            return await self.run_batch(job_id, step)
+        return Outcome(False, -1, f"unknown step kind {step.kind!r} (expected 's' or 'b')")
+
+    async def close(self) -> None:
+        for conns in self._idle.values():
+            for conn in conns:
+                await conn.close()
+        self._idle.clear()
+
+    # -- SQL ------------------------------------------------------------------------------
+
+    def target(self, step: Step) -> str:
+        """``jstconnstr`` on its own when set, else the agent's DSN with ``dbname=jstdbname``."""
+        if step.connstr:
+            conninfo.register_secrets(step.connstr)
+            return step.connstr
+        return conninfo.with_params(self.agent_dsn, dbname=step.dbname)
+
+    async def _acquire(self, target: str) -> psycopg.AsyncConnection[Any]:
+        idle = self._idle[target]
+        while idle:
+            conn = idle.pop()
+            try:
+                await conn.execute("")
+                return conn
+            except psycopg.Error:
+                await conn.close()
+        return await psycopg.AsyncConnection.connect(target, autocommit=True)
+
+    async def _release(self, target: str, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Give the connection back clean (no open transaction, no session state) or close it."""
+        try:
+            if conn.info.transaction_status != pq.TransactionStatus.IDLE:
+                await conn.rollback()
+            await conn.execute("DISCARD ALL")
+        except psycopg.Error:
+            await conn.close()
+            return
+        if len(self._idle[target]) < self.max_idle:
+            self._idle[target].append(conn)
+        else:
+            await conn.close()
+
+    async def run_sql(self, step: Step) -> Outcome:
+        target = self.target(step)
+        try:
+            conn = await self._acquire(target)
+        except (psycopg.Error, OSError, ValueError) as err:
+            detail = describe_connect_error(target, err)
+            logger.warning("step {} ({}): {}", step.id, step.name, detail)
+            return Outcome(False, -1, f"{NO_CONNECTION}\n{detail}")
+        try:
+            cur = conn.cursor()
+            await cur.execute(step.code.encode())
+            while cur.nextset():
+                pass
+            pgres = cur.pgresult
+            tuples = pgres.command_tuples if pgres is not None else None
+            if pgres is not None and pgres.status == pq.ExecStatus.EMPTY_QUERY:
+                return Outcome(False, -1, "empty query: the step has no code")
+            return Outcome(True, tuples or 0, "")
+        except psycopg.Error as err:
+            message = _error_text(err)
+            if conn.broken:
+                message = f"{message}\n(the connection to the database was lost)"
+            return Outcome(False, -1, conninfo.scrub(message))
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.cancel_safe(), 5)
+            await conn.close()
+            raise
+        finally:
+            if not conn.closed:
+                await self._release(target, conn)
+
+    # -- batch ----------------------------------------------------------------------------
+
+    async def run_batch(self, job_id: int, step: Step) -> Outcome:
+        if not self.batch_steps:
+            return Outcome(
+                False,
+                -1,
+                "batch steps are disabled on this agent (--no-batch-steps): the step was not run",
+            )
+        tmpdir = tempfile.mkdtemp(prefix=f"pga_{job_id}_{step.id}_")
+        try:
+            script = Path(tmpdir) / f"{job_id}_{step.id}.scr"
+            script.write_text(step.code.replace("\r\n", "\n"))
+            script.chmod(0o700)
+            return await self._exec(script)
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+    async def _exec(self, script: Path) -> Outcome:
+        proc = await asyncio.create_subprocess_exec(
+            "/bin/sh",
+            "-c",
+            shlex.quote(str(script)),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        try:
+            (out, out_dropped), (err, err_dropped) = await asyncio.gather(
+                _read_capped(proc.stdout, self.max_output),
+                _read_capped(proc.stderr, self.max_output),
+            )
+            code = await proc.wait()
+        except asyncio.CancelledError:
+            await _kill_group(proc)
+            raise
+        output = clean_text(out)
+        if err or err_dropped:
+            output += SCRIPT_ERROR + clean_text(err) + "\n"
+        return Outcome(
+            code == 0,
+            code if code >= 0 else -1,
+            truncated(output, self.max_output, out_dropped + err_dropped),
+        )
+
+
+async def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    """Stop the script and everything it started (its own process group)."""
+    for sig, grace in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            await asyncio.wait_for(proc.wait(), grace)
+            break
+        except TimeoutError:
+            continue
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _error_text(err: psycopg.Error) -> str:
+    """The server's error as libpq prints it (``ERROR:  ...``), like pgAgent's jsloutput."""
+    pgres = err.pgresult
+    if pgres is not None and pgres.error_message:
+        return str(pgres.error_message.decode("utf-8", errors="replace")).rstrip("\n")
+    return str(err)

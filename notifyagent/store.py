@@ -1,0 +1,159 @@
+"""Every write the agent makes to the pgagent tables, over one connection pool.
+
+This is the one place for the claim, the run and step log writes, the release, and the
+dead-agent cleanup; the statements themselves are in ``sql/queries.sql``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from notifyagent import conninfo
+from notifyagent.sqlfiles import query
+from notifyagent.steps import Outcome, Step
+
+
+@dataclass(frozen=True)
+class JobState:
+    """What the due-queue needs to know about one pga_job row."""
+
+    job_id: int
+    name: str
+    enabled: bool
+    host_agent: str
+    agent_id: int | None
+    next_run: datetime | None
+    due_in: float | None
+
+    def runnable_on(self, station: str) -> bool:
+        return (
+            self.enabled
+            and self.agent_id is None
+            and self.due_in is not None
+            and self.host_agent in ("", station)
+        )
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    job_id: int
+    name: str
+    jlgid: int
+    lag: float
+    steps: list[Step]
+
+
+class Store:
+    def __init__(self, dsn: str, *, max_size: int) -> None:
+        target = conninfo.with_keepalives(dsn)
+        if "application_name" not in conninfo.parse(dsn):
+            target = conninfo.with_params(target, application_name="notifyagent")
+        self.pool: AsyncConnectionPool[psycopg.AsyncConnection[DictRow]] = AsyncConnectionPool(
+            target,
+            connection_class=psycopg.AsyncConnection[DictRow],
+            kwargs={"autocommit": True, "row_factory": dict_row},
+            min_size=1,
+            max_size=max_size,
+            check=AsyncConnectionPool.check_connection,
+            open=False,
+            name="notifyagent",
+            reconnect_timeout=24 * 3600,
+        )
+
+    async def open(self) -> None:
+        await self.pool.open(wait=False)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def _rows(self, name: str, params: dict[str, Any] | None = None) -> list[DictRow]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(query(name), params)
+            return await cur.fetchall() if cur.description else []
+
+    async def job_states(self, ids: Sequence[int] | None) -> list[JobState]:
+        rows = await self._rows("job_states", {"ids": list(ids) if ids is not None else None})
+        return [
+            JobState(
+                job_id=r["jobid"],
+                name=r["jobname"],
+                enabled=r["jobenabled"],
+                host_agent=r["jobhostagent"],
+                agent_id=r["jobagentid"],
+                next_run=r["jobnextrun"],
+                due_in=r["due_in"],
+            )
+            for r in rows
+        ]
+
+    async def claim(
+        self, ids: Sequence[int], *, limit: int, station: str, agent: int
+    ) -> list[ClaimedJob]:
+        rows = await self._rows(
+            "claim", {"ids": list(ids), "limit": limit, "station": station, "agent": agent}
+        )
+        return [
+            ClaimedJob(
+                job_id=r["jobid"],
+                name=r["jobname"],
+                jlgid=r["jlgid"],
+                lag=r["lag"],
+                steps=[Step.from_json(s) for s in r["steps"]],
+            )
+            for r in rows
+        ]
+
+    async def step_start(self, jlgid: int, step_id: int) -> int | None:
+        """The new step log id, or None when the step no longer exists."""
+        rows = await self._rows("step_start", {"jlgid": jlgid, "jstid": step_id})
+        return int(rows[0]["jslid"]) if rows else None
+
+    async def step_finish(self, jslid: int, status: str, outcome: Outcome) -> bool:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                query("step_finish"),
+                {
+                    "jslid": jslid,
+                    "status": status,
+                    "result": outcome.result,
+                    "output": outcome.output,
+                },
+            )
+            return cur.rowcount == 1
+
+    async def release(
+        self, job: ClaimedJob, status: str, agent: int, next_run: datetime | None = None
+    ) -> None:
+        """Finish the run log and hand the job back, in one statement."""
+        params = {
+            "jlgid": job.jlgid,
+            "jobid": job.job_id,
+            "status": status,
+            "agent": agent,
+            "nextrun": next_run,
+        }
+        await self._rows("release", params)
+
+    async def release_without_recompute(self, job: ClaimedJob, status: str, agent: int) -> None:
+        """The fallback when :meth:`release` fails inside the schedule triggers."""
+        await self._rows("finish_log", {"jlgid": job.jlgid, "status": status})
+        await self._rows("release_only", {"jobid": job.job_id, "agent": agent})
+
+    async def liveness(self, ping: str) -> list[int]:
+        """Send ``ping`` through the notification channel; return the dead agents' pids."""
+        rows = await self._rows("liveness", {"ping": ping})
+        return list(rows[0]["zombies"])
+
+    async def reap_zombie(self, pid: int) -> dict[str, Any]:
+        rows = await self._rows("reap_zombie", {"pid": pid})
+        return dict(rows[0])
+
+    async def unregister(self, agent: int) -> None:
+        await self._rows("unregister", {"agent": agent})
