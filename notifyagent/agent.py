@@ -343,14 +343,21 @@ class Agent:
                 entries[s.job_id] = now + max(0.0, s.due_in)
         if full:
             self.queue.replace_all(entries.items())
-        else:
-            for job_id in asked:
-                if job_id in entries:
-                    self.queue.set(job_id, entries[job_id])
-                    logger.debug("job {} due in {:.3f}s", job_id, entries[job_id] - now)
-                else:
-                    self.queue.discard(job_id)
-                    self._locked_retries.pop(job_id, None)
+            return
+        next_runs = {s.job_id: s.next_run for s in states}
+        for job_id in asked:
+            if job_id in entries:
+                self.queue.set(job_id, entries[job_id])
+                logger.debug(
+                    "queue: job {} due at {} (in {:.3f}s)",
+                    job_id,
+                    next_runs[job_id],
+                    entries[job_id] - now,
+                )
+            elif job_id in self.queue:
+                self.queue.discard(job_id)
+                self._locked_retries.pop(job_id, None)
+                logger.debug("queue: job {} removed", job_id)
 
     async def _dispatch(self) -> bool:
         """Claim due jobs for the free slots and start them; True if it should run again."""

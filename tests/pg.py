@@ -96,11 +96,11 @@ def new_database(
 
 
 def wait_for(
-    check: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, what: str = ""
+    check: Callable[[], T | None], timeout: float = 10.0, interval: float = 0.02, what: str = ""
 ) -> T:
     """Return ``check()``'s first truthy value; fail with ``what`` when the deadline passes."""
     deadline = time.monotonic() + timeout
-    last: T = check()
+    last = check()
     while not last:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
