@@ -65,6 +65,8 @@ class Agent:
         self._listen_conn: db.AsyncConn | None = None
         self._first_connect: asyncio.Future[None] | None = None
         self._loaded = False
+        #: Set once the due-queue was loaded from the database for the first time.
+        self.ready = asyncio.Event()
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -317,6 +319,7 @@ class Agent:
             self._apply_states(states, full=True)
             if not self._loaded:
                 self._loaded = True
+                self.ready.set()
                 logger.info(
                     "queue loaded: {} scheduled job(s) of {} in {:.0f} ms",
                     len(self.queue),
