@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+import weakref
+from typing import Any
+
 import psycopg
 from psycopg.rows import DictRow, dict_row
 
@@ -28,3 +32,27 @@ async def connect(dsn: str, *, autocommit: bool = True, app: str = "notifyagent"
         )
     except (psycopg.Error, OSError) as err:
         raise ConnectError(describe_connect_error(dsn, err)) from None
+
+
+class IdleCheck:
+    """Check a pooled connection with an empty query only when it sat idle for a while.
+
+    A connection used moments ago is alive as far as we can know cheaply; one that waited
+    longer (a server restart takes longer than ``after`` seconds) gets a round trip first.
+    This keeps the round trip off the path from due time to step start.
+    """
+
+    def __init__(self, after: float = 1.0) -> None:
+        self.after = after
+        self._last_used: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+    def used(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self._last_used[conn] = time.monotonic()
+
+    async def check(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        last = self._last_used.get(conn)
+        if last is None or time.monotonic() - last > self.after:
+            await conn.execute("")
+
+    async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self.used(conn)

@@ -17,8 +17,8 @@ from notifyagent.store import ClaimedJob, Store
 
 async def run_steps(job: ClaimedJob, store: Store, runner: StepRunner) -> str:
     """Run every step of ``job``, writing its step log rows; return the job status."""
-    for step in job.steps:
-        jslid = await store.step_start(job.jlgid, step.id)
+    for n, step in enumerate(job.steps):
+        jslid = job.first_jslid if n == 0 else await store.step_start(job.jlgid, step.id)
         if jslid is None:
             logger.warning(
                 "job {} ({}): step {} ({}) was deleted before it could run; run ends 'i'",
@@ -48,9 +48,17 @@ async def run_steps(job: ClaimedJob, store: Store, runner: StepRunner) -> str:
                 step.id,
                 step.name,
                 step.onerror,
-                outcome.output.strip().splitlines()[0] if outcome.output.strip() else "",
+                first_line(outcome.output),
             )
         logged = await store.step_finish(jslid, status, outcome)
         if status == "f" or not logged:
             return "f"
     return "s"
+
+
+def first_line(output: str) -> str:
+    """The first informative line of a step's output (skipping pgAgent's stderr header)."""
+    for line in output.splitlines():
+        if line.strip() and line.strip() != "Script Error:":
+            return line.strip()
+    return ""

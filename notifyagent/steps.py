@@ -26,7 +26,7 @@ from loguru import logger
 from psycopg import pq
 
 from notifyagent import conninfo
-from notifyagent.db import describe_connect_error
+from notifyagent.db import IdleCheck, describe_connect_error
 
 NO_CONNECTION = "Couldn't get a connection to the database!"
 SCRIPT_ERROR = "\nScript Error: \n"
@@ -100,6 +100,7 @@ class StepRunner:
         self.batch_steps = batch_steps
         self.max_idle = max_idle
         self._idle: dict[str, list[psycopg.AsyncConnection[Any]]] = defaultdict(list)
+        self._idle_check = IdleCheck()
 
     async def run(self, job_id: int, step: Step) -> Outcome:
         if step.kind == "s":
@@ -128,11 +129,15 @@ class StepRunner:
         while idle:
             conn = idle.pop()
             try:
-                await conn.execute("")
+                await self._idle_check.check(conn)
                 return conn
             except psycopg.Error:
                 await conn.close()
-        return await psycopg.AsyncConnection.connect(target, autocommit=True)
+        conn = await psycopg.AsyncConnection.connect(target, autocommit=True)
+        # Step code is the user's, run as pgAgent runs it (simple query protocol); never let
+        # psycopg prepare statements: DISCARD ALL between steps would drop them under it.
+        conn.prepare_threshold = None
+        return conn
 
     async def _release(self, target: str, conn: psycopg.AsyncConnection[Any]) -> None:
         """Give the connection back clean (no open transaction, no session state) or close it."""
@@ -144,6 +149,7 @@ class StepRunner:
             await conn.close()
             return
         if len(self._idle[target]) < self.max_idle:
+            self._idle_check.used(conn)
             self._idle[target].append(conn)
         else:
             await conn.close()

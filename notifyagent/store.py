@@ -16,6 +16,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from notifyagent import conninfo
+from notifyagent.db import IdleCheck
 from notifyagent.sqlfiles import query
 from notifyagent.steps import Outcome, Step
 
@@ -48,6 +49,8 @@ class ClaimedJob:
     jlgid: int
     lag: float
     steps: list[Step]
+    #: The log row of the first step, written by the claim itself.
+    first_jslid: int | None = None
 
 
 class Store:
@@ -55,13 +58,15 @@ class Store:
         target = conninfo.with_keepalives(dsn)
         if "application_name" not in conninfo.parse(dsn):
             target = conninfo.with_params(target, application_name="notifyagent")
+        self._idle_check = IdleCheck()
         self.pool: AsyncConnectionPool[psycopg.AsyncConnection[DictRow]] = AsyncConnectionPool(
             target,
             connection_class=psycopg.AsyncConnection[DictRow],
             kwargs={"autocommit": True, "row_factory": dict_row},
             min_size=1,
             max_size=max_size,
-            check=AsyncConnectionPool.check_connection,
+            check=self._idle_check.check,
+            reset=self._idle_check.reset,
             open=False,
             name="notifyagent",
             reconnect_timeout=24 * 3600,
@@ -106,6 +111,7 @@ class Store:
                 jlgid=r["jlgid"],
                 lag=r["lag"],
                 steps=[Step.from_json(s) for s in r["steps"]],
+                first_jslid=r["first_jslid"],
             )
             for r in rows
         ]

@@ -86,7 +86,8 @@ SELECT jobid, jobname, jobenabled, jobhostagent, jobagentid,
 -- name: claim
 -- The claim: take up to "limit" of the given jobs that are still due, enabled, unclaimed and
 -- allowed on this station, skipping rows another session holds locked; start their run log
--- ('r') and read their enabled steps in pgAgent's order, all in one round trip.
+-- ('r') and the log row of their first step, and read their enabled steps in pgAgent's order
+-- (jstname, jstid), all in one round trip.
 WITH candidates AS (
   SELECT jobid FROM pgagent.pga_job
    WHERE jobid = ANY(%(ids)s::int[]) AND jobenabled AND jobagentid IS NULL
@@ -101,16 +102,27 @@ claimed AS (
 logged AS (
   INSERT INTO pgagent.pga_joblog (jlgjobid, jlgstatus)
   SELECT jobid, 'r' FROM claimed
-  RETURNING jlgid, jlgjobid)
-SELECT c.jobid, c.jobname, l.jlgid,
+  RETURNING jlgid, jlgjobid),
+steps AS (
+  SELECT s.jstjobid, json_agg(json_build_object(
+           'id', s.jstid, 'name', s.jstname, 'kind', s.jstkind, 'code', s.jstcode,
+           'connstr', s.jstconnstr, 'dbname', s.jstdbname, 'onerror', s.jstonerror)
+           ORDER BY s.jstname, s.jstid) AS steps,
+         (array_agg(s.jstid ORDER BY s.jstname, s.jstid))[1] AS first_step
+    FROM pgagent.pga_jobstep s
+   WHERE s.jstenabled AND s.jstjobid IN (SELECT jobid FROM claimed)
+   GROUP BY s.jstjobid),
+first_logged AS (
+  INSERT INTO pgagent.pga_jobsteplog (jsljlgid, jsljstid, jslstatus)
+  SELECT l.jlgid, s.first_step, 'r' FROM logged l JOIN steps s ON s.jstjobid = l.jlgjobid
+  RETURNING jslid, jsljlgid)
+SELECT c.jobid, c.jobname, l.jlgid, f.jslid AS first_jslid,
        extract(epoch FROM clock_timestamp() - c.jobnextrun)::float8 AS lag,
-       coalesce((SELECT json_agg(json_build_object(
-                   'id', s.jstid, 'name', s.jstname, 'kind', s.jstkind, 'code', s.jstcode,
-                   'connstr', s.jstconnstr, 'dbname', s.jstdbname, 'onerror', s.jstonerror)
-                   ORDER BY s.jstname, s.jstid)
-                   FROM pgagent.pga_jobstep s
-                  WHERE s.jstjobid = c.jobid AND s.jstenabled), '[]') AS steps
-  FROM claimed c JOIN logged l ON l.jlgjobid = c.jobid
+       coalesce(s.steps, '[]') AS steps
+  FROM claimed c
+  JOIN logged l ON l.jlgjobid = c.jobid
+  LEFT JOIN steps s ON s.jstjobid = c.jobid
+  LEFT JOIN first_logged f ON f.jsljlgid = l.jlgid
  ORDER BY c.jobnextrun, c.jobid
 
 -- name: step_start
