@@ -19,22 +19,27 @@ import contextlib
 import itertools
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
 from loguru import logger
 
 from notifyagent import conninfo, db, schema
 from notifyagent.config import Settings
-from notifyagent.errors import ConnectError, ExtensionMissing, SchemaVersionMismatch
+from notifyagent.errors import ConfigError, ConnectError, ExtensionMissing, SchemaVersionMismatch
 from notifyagent.jobs import run_steps
 from notifyagent.queue import DueQueue
 from notifyagent.sqlfiles import query
 from notifyagent.steps import StepRunner
 from notifyagent.store import ClaimedJob, JobState, Store
+from notifyagent.timetable import Origin, Row, Timetable
 
 CHANNEL = "notifyagent"
+ORIGINS = {o.value: o for o in (Origin.EXPLICIT, Origin.RECOMPUTED, Origin.SCHEDULES)}
+ORIGINS["exception"] = Origin.SCHEDULES
 #: First retry delay for a due job whose row another session holds locked.
 LOCKED_RETRY = 0.05
 
@@ -56,8 +61,11 @@ class Agent:
         self._connected = asyncio.Event()
         self._stop = asyncio.Event()
         self._abort = asyncio.Event()
-        self._dirty: set[int] = set()
+        self._dirty: dict[int, Origin] = {}
         self._resync = True
+        self.timetable: Timetable | None = None
+        #: server clock minus local clock (seconds), measured with every job_states query
+        self._clock_offset = 0.0
         self._locked_retries: dict[int, int] = {}
         self._ping_seq = itertools.count(1)
         self._ping_expected: str | None = None
@@ -177,7 +185,7 @@ class Agent:
                 async with contextlib.aclosing(conn.notifies()) as notifies:
                     async for n in notifies:
                         self._on_notify(n.payload, n.pid)
-            except (ExtensionMissing, SchemaVersionMismatch) as err:
+            except (ExtensionMissing, SchemaVersionMismatch, ConfigError) as err:
                 if self._first_connect is not None and not self._first_connect.done():
                     self._first_connect.set_exception(err)
                     return
@@ -213,6 +221,7 @@ class Agent:
         await schema.verify_pgagent(conn)
         await schema.install(conn)
         await conn.execute(f"LISTEN {CHANNEL}")
+        await self._set_timezone(conn)
         old = self.agent_id
         new = await self._register(conn)
         if old is not None and old != new:
@@ -233,6 +242,37 @@ class Agent:
             )
             self._first_connect.set_result(None)
 
+    async def _set_timezone(self, conn: db.AsyncConn) -> None:
+        """Schedules are read in one explicit zone: --timezone, else the database's default
+        TimeZone (what pgAdmin's sessions use when they save a schedule)."""
+        if self.settings.timezone:
+            name, source = self.settings.timezone, "--timezone"
+        else:
+            cur = await conn.execute(query("timezone"))
+            row = await cur.fetchone()
+            assert row is not None
+            name, source = str(row["tz"]), f"database default ({row['source']})"
+            if row["source"] == "client":
+                logger.warning(
+                    "TimeZone {} comes from this client's environment (PGTZ?), not from the "
+                    "database; pgAdmin may save schedules in another zone: set --timezone",
+                    name,
+                )
+        if self.timetable is not None and self.timetable.tz.key == name:
+            return
+        try:
+            tz = ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                f"time zone {name!r} ({source}) is not an IANA time zone name: "
+                "pass --timezone, e.g. --timezone Europe/Berlin"
+            ) from None
+        logger.info("schedules are read in time zone {} ({})", name, source)
+        if self.timetable is None:
+            self.timetable = Timetable(tz)
+        else:
+            self.timetable.tz = tz
+
     async def _register(self, conn: db.AsyncConn) -> int:
         params = {"station": self.settings.station}
         try:
@@ -250,13 +290,17 @@ class Agent:
 
     def _on_notify(self, payload: str, sender: int) -> None:
         kind, _, rest = payload.partition(":")
-        if kind in ("job", "schedule", "exception"):
+        origin = ORIGINS.get(kind)
+        if origin is not None:
             try:
                 ids = [int(x) for x in rest.split(",") if x]
             except ValueError:
                 ids = []
             if ids:
-                self._dirty.update(ids)
+                for job_id in ids:
+                    seen = self._dirty.get(job_id)
+                    if seen is None or seen.rank < origin.rank:
+                        self._dirty[job_id] = origin
                 self._wake.set()
                 return
         elif payload == "resync":
@@ -311,12 +355,14 @@ class Agent:
 
     async def _refresh(self) -> None:
         """Bring the queue up to date: everything after a (re)connect, else the dirty jobs."""
+        assert self.timetable is not None
         if self._resync:
             self._resync = False
             self._dirty.clear()
             started = time.monotonic()
+            self.timetable.replace(await self.store.schedules(None), None)
             states = await self.store.job_states(None)
-            self._apply_states(states, full=True)
+            await self._apply_states(states, {s.job_id: Origin.RESYNC for s in states}, full=True)
             if not self._loaded:
                 self._loaded = True
                 self.ready.set()
@@ -329,38 +375,71 @@ class Agent:
             else:
                 logger.info("resynced: {} scheduled job(s)", len(self.queue))
         if self._dirty:
-            ids, self._dirty = sorted(self._dirty), set()
-            states = await self.store.job_states(ids)
-            self._apply_states(states, full=False, asked=ids)
+            dirty, self._dirty = self._dirty, {}
+            changed = sorted(j for j, o in dirty.items() if o is Origin.SCHEDULES)
+            if changed:
+                self.timetable.replace(await self.store.schedules(changed), changed)
+            states = await self.store.job_states(sorted(dirty))
+            await self._apply_states(states, dirty, full=False)
 
-    def _apply_states(
-        self, states: Sequence[JobState], *, full: bool, asked: Sequence[int] = ()
+    def server_now(self) -> datetime:
+        """The database server's clock, estimated from the last reading."""
+        return datetime.fromtimestamp(time.time() + self._clock_offset, UTC)
+
+    async def _apply_states(
+        self, states: Sequence[JobState], origins: Mapping[int, Origin], *, full: bool
     ) -> None:
-        now = asyncio.get_running_loop().time()
+        """Correct next runs where the engine says so, then (re)queue the runnable jobs."""
+        assert self.timetable is not None
+        if states and states[0].server_now is not None:
+            self._clock_offset = states[0].server_now.timestamp() - time.time()
+        now = self.server_now()
+        corrections = []
+        for s in states:
+            origin = origins.get(s.job_id, Origin.EXPLICIT)
+            row = Row(s.job_id, s.enabled, s.agent_id is not None, s.next_run, s.never)
+            wanted, value = self.timetable.correction(row, origin, now)
+            if wanted and s.job_id not in self.running:
+                corrections.append((s.job_id, s.next_run, value))
+        corrected: dict[int, datetime | None] = {}
+        if corrections:
+            done = await self.store.correct_next_runs(corrections)
+            corrected = {j: v for j, _, v in corrections if j in done}
+            logger.debug("corrected the next run of {} job(s)", len(corrected))
+        loop_now = asyncio.get_running_loop().time()
         entries: dict[int, float] = {}
         for s in states:
             if s.job_id in self.running:
                 continue
-            if s.runnable_on(self.settings.station):
-                assert s.due_in is not None
-                entries[s.job_id] = now + max(0.0, s.due_in)
+            next_run = corrected.get(s.job_id, s.next_run)
+            if (
+                next_run is not None
+                and s.enabled
+                and s.agent_id is None
+                and s.host_agent in ("", self.settings.station)
+            ):
+                entries[s.job_id] = loop_now + max(0.0, (next_run - now).total_seconds())
         if full:
             self.queue.replace_all(entries.items())
             return
         next_runs = {s.job_id: s.next_run for s in states}
-        for job_id in asked:
+        next_runs.update(corrected)
+        for job_id in origins:
             if job_id in entries:
+                if self.queue.deadline(job_id) != entries[job_id]:
+                    logger.debug(
+                        "queue: job {} due at {} (in {:.3f}s)",
+                        job_id,
+                        next_runs[job_id],
+                        entries[job_id] - loop_now,
+                    )
                 self.queue.set(job_id, entries[job_id])
-                logger.debug(
-                    "queue: job {} due at {} (in {:.3f}s)",
-                    job_id,
-                    next_runs[job_id],
-                    entries[job_id] - now,
-                )
             elif job_id in self.queue:
                 self.queue.discard(job_id)
                 self._locked_retries.pop(job_id, None)
                 logger.debug("queue: job {} removed", job_id)
+            if job_id not in next_runs:
+                self.timetable.forget(job_id)
 
     async def _dispatch(self) -> bool:
         """Claim due jobs for the free slots and start them; True if it should run again."""
@@ -386,7 +465,7 @@ class Agent:
         """Jobs we tried and did not get: claimed elsewhere, not due after all (our clock ran
         ahead), or locked by another session (then retry with a growing delay)."""
         states = await self.store.job_states(ids)
-        self._apply_states(states, full=False, asked=ids)
+        await self._apply_states(states, dict.fromkeys(ids, Origin.EXPLICIT), full=False)
         now = asyncio.get_running_loop().time()
         for job_id in ids:
             deadline = self.queue.deadline(job_id)
@@ -420,7 +499,7 @@ class Agent:
         finally:
             await self._release(job, status)
             self.running.pop(job.job_id, None)
-            self._dirty.add(job.job_id)
+            self._dirty.setdefault(job.job_id, Origin.EXPLICIT)
             self._wake.set()
         logger.info(
             "job {} ({}) finished: status {} in {:.3f}s",
@@ -437,8 +516,10 @@ class Agent:
         while True:
             agent = self.agent_id
             assert agent is not None
+            assert self.timetable is not None
+            next_run = self.timetable.next_run(job.job_id, self.server_now())
             try:
-                await self.store.release(job, status, agent)
+                await self.store.release(job, status, agent, next_run)
                 return
             except psycopg.OperationalError as err:
                 logger.warning("job {}: release failed ({}); retrying", job.job_id, err)

@@ -9,6 +9,7 @@ import socket
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from loguru import logger
 
@@ -48,6 +49,16 @@ def _non_negative_float(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
     return value
+
+
+def _zone(text: str) -> str:
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an IANA time zone name (e.g. UTC, Europe/Berlin)"
+        ) from None
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,6 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=int(_env("MAX_OUTPUT", str(1024 * 1024))),
         help="bytes of step output stored in pga_jobsteplog.jsloutput; more is cut with a "
         "marker (env NOTIFYAGENT_MAX_OUTPUT; default %(default)s)",
+    )
+    p.add_argument(
+        "--timezone",
+        type=_zone,
+        default=_env("TIMEZONE", "") or None,
+        help="IANA time zone in which schedules (hours, minutes, days, exceptions) are read "
+        "(env NOTIFYAGENT_TIMEZONE; default: the database's TimeZone setting, which is what "
+        "pgAdmin uses when it saves a schedule)",
     )
     p.add_argument(
         "--no-batch-steps",
@@ -164,6 +183,7 @@ async def _serve(args: argparse.Namespace) -> int:
         liveness_interval=args.liveness_interval,
         max_output=args.max_output,
         batch_steps=not args.no_batch_steps,
+        timezone=args.timezone,
     )
     return await Agent(settings).serve()
 

@@ -16,6 +16,8 @@ class Settings:
     #: Bytes of step output kept in jsloutput.
     max_output: int = 1024 * 1024
     batch_steps: bool = True
+    #: IANA zone the schedules are read in; None = the database's default TimeZone.
+    timezone: str | None = None
     #: Longest single sleep of the scheduler, so a paused VM or a clock step cannot make it
     #: oversleep by more than this.
     max_sleep: float = 60.0

@@ -8,17 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time
 from typing import Any
 
 import psycopg
+from loguru import logger
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from notifyagent import conninfo
 from notifyagent.db import IdleCheck
+from notifyagent.schedule import Schedule, ScheduleError, schedule_from_arrays
 from notifyagent.sqlfiles import query
 from notifyagent.steps import Outcome, Step
+
+
+def sql_time(value: datetime | None) -> str:
+    """A next run as SQL text; None becomes '-infinity', which the triggers store as NULL
+    without asking the extension to compute a next run."""
+    return value.isoformat() if value is not None else "-infinity"
 
 
 @dataclass(frozen=True)
@@ -32,14 +40,8 @@ class JobState:
     agent_id: int | None
     next_run: datetime | None
     due_in: float | None
-
-    def runnable_on(self, station: str) -> bool:
-        return (
-            self.enabled
-            and self.agent_id is None
-            and self.due_in is not None
-            and self.host_agent in ("", station)
-        )
+    never: bool = False
+    server_now: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -94,9 +96,66 @@ class Store:
                 agent_id=r["jobagentid"],
                 next_run=r["jobnextrun"],
                 due_in=r["due_in"],
+                never=bool(r["never"]),
+                server_now=r["server_now"],
             )
             for r in rows
         ]
+
+    async def schedules(self, ids: Sequence[int] | None) -> list[Schedule]:
+        """The schedules (with exceptions) of some jobs, or of all when ``ids`` is None."""
+        rows = await self._rows("schedules", {"ids": list(ids) if ids is not None else None})
+        found = []
+        for r in rows:
+            exceptions = [
+                (
+                    date.fromisoformat(d) if d is not None else None,
+                    time.fromisoformat(t) if t is not None else None,
+                )
+                for d, t in (r["exceptions"] or ())
+            ]
+            try:
+                found.append(
+                    schedule_from_arrays(
+                        r["jscid"],
+                        r["jscjobid"],
+                        r["jscstart"],
+                        r["jscend"],
+                        r["jscminutes"],
+                        r["jschours"],
+                        r["jscweekdays"],
+                        r["jscmonthdays"],
+                        r["jscmonths"],
+                        enabled=r["jscenabled"],
+                        exceptions=exceptions,
+                    )
+                )
+            except ScheduleError as err:
+                logger.error(
+                    "schedule {} of job {} is invalid and ignored: {}",
+                    r["jscid"],
+                    r["jscjobid"],
+                    err,
+                )
+        return found
+
+    async def correct_next_runs(
+        self, corrections: Sequence[tuple[int, datetime | None, datetime | None]]
+    ) -> set[int]:
+        """Write (job id, seen, new) next runs; returns the jobs whose row was updated."""
+        rows = await self._rows(
+            "correct_next_runs",
+            {
+                "ids": [c[0] for c in corrections],
+                "seen": [c[1] for c in corrections],
+                "next": [sql_time(c[2]) for c in corrections],
+            },
+        )
+        return {int(r["jobid"]) for r in rows}
+
+    async def timezone(self) -> tuple[str, str]:
+        rows = await self._rows("timezone")
+        return str(rows[0]["tz"]), str(rows[0]["source"])
 
     async def claim(
         self, ids: Sequence[int], *, limit: int, station: str, agent: int
@@ -135,7 +194,7 @@ class Store:
             return cur.rowcount == 1
 
     async def release(
-        self, job: ClaimedJob, status: str, agent: int, next_run: datetime | None = None
+        self, job: ClaimedJob, status: str, agent: int, next_run: datetime | None
     ) -> None:
         """Finish the run log and hand the job back, in one statement."""
         params = {
@@ -143,7 +202,7 @@ class Store:
             "jobid": job.job_id,
             "status": status,
             "agent": agent,
-            "nextrun": next_run,
+            "nextrun": sql_time(next_run),
         }
         await self._rows("release", params)
 

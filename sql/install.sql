@@ -33,16 +33,25 @@ BEGIN
 END $$;
 
 -- pga_job: only changes that matter for scheduling (next run, enabled, host, release) notify,
--- so the agent's own claim (jobagentid, joblastrun) does not wake anybody.
+-- so the agent's own claim (jobagentid, joblastrun) does not wake anybody. Kind "recompute"
+-- marks a statement whose jobnextrun came from the extension's recompute (someone wrote NULL:
+-- a schedule edit, enabling a job, a release), which the agent then checks against its own
+-- engine; kind "job" is an explicit value a client wrote (Run now), which the agent honours.
 CREATE OR REPLACE FUNCTION notifyagent.job_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+  kind text := 'job';
 BEGIN
+  IF current_setting('notifyagent.recomputed', true) = 'on' THEN
+    kind := 'recompute';
+    PERFORM set_config('notifyagent.recomputed', '', true);
+  END IF;
   IF TG_OP = 'INSERT' THEN
-    PERFORM notifyagent.notify_jobs('job', ARRAY(SELECT jobid FROM new_rows ORDER BY 1));
+    PERFORM notifyagent.notify_jobs(kind, ARRAY(SELECT jobid FROM new_rows ORDER BY 1));
   ELSIF TG_OP = 'DELETE' THEN
-    PERFORM notifyagent.notify_jobs('job', ARRAY(SELECT jobid FROM old_rows ORDER BY 1));
+    PERFORM notifyagent.notify_jobs(kind, ARRAY(SELECT jobid FROM old_rows ORDER BY 1));
   ELSIF TG_OP = 'UPDATE' THEN
-    PERFORM notifyagent.notify_jobs('job', ARRAY(
+    PERFORM notifyagent.notify_jobs(kind, ARRAY(
       SELECT n.jobid FROM new_rows n JOIN old_rows o USING (jobid)
        WHERE n.jobnextrun IS DISTINCT FROM o.jobnextrun
           OR n.jobenabled IS DISTINCT FROM o.jobenabled
@@ -107,19 +116,30 @@ END $$;
 -- recompute, but a schedule that pga_next_schedule() cannot compute (the 31st in a 30-day
 -- month, 30 February) yields 'infinity' instead of aborting the statement: saving such a
 -- schedule in pgAdmin works, releasing the job works, and the agent then writes the real time.
+-- It also flags the statement as a recompute for notifyagent.job_changed().
 CREATE OR REPLACE FUNCTION notifyagent.safe_nextrun() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-  IF NEW.jobenabled AND NEW.jobnextrun IS NULL THEN
-    BEGIN
-      NEW.jobnextrun := (
-        SELECT min(pgagent.pga_next_schedule(jscid, jscstart, jscend, jscminutes, jschours,
-                                            jscweekdays, jscmonthdays, jscmonths))
-          FROM pgagent.pga_schedule WHERE jscenabled AND jscjobid = OLD.jobid);
-    EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format THEN
-      NEW.jobnextrun := 'infinity';
-    END;
+  IF current_setting('notifyagent.recomputed', true) IS DISTINCT FROM 'on' THEN
+    PERFORM set_config('notifyagent.recomputed', 'on', true);
   END IF;
+  BEGIN
+    NEW.jobnextrun := (
+      SELECT min(pgagent.pga_next_schedule(jscid, jscstart, jscend, jscminutes, jschours,
+                                          jscweekdays, jscmonthdays, jscmonths))
+        FROM pgagent.pga_schedule WHERE jscenabled AND jscjobid = OLD.jobid);
+  EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format THEN
+    NEW.jobnextrun := 'infinity';
+  END;
+  RETURN NEW;
+END $$;
+
+-- Runs after the extension's pga_job_trigger: the agent writes '-infinity' to mean "no next
+-- run" (NULL) without asking the extension to recompute one; it is never stored.
+CREATE OR REPLACE FUNCTION notifyagent.store_no_next_run() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  NEW.jobnextrun := NULL;
   RETURN NEW;
 END $$;
 
@@ -137,6 +157,9 @@ CREATE OR REPLACE TRIGGER notifyagent_claim_guard BEFORE UPDATE OF jobagentid ON
 CREATE OR REPLACE TRIGGER notifyagent_safe_nextrun BEFORE UPDATE ON pgagent.pga_job
   FOR EACH ROW WHEN (NEW.jobnextrun IS NULL AND NEW.jobenabled)
   EXECUTE FUNCTION notifyagent.safe_nextrun();
+CREATE OR REPLACE TRIGGER pga_zz_notifyagent_no_next_run BEFORE UPDATE ON pgagent.pga_job
+  FOR EACH ROW WHEN (NEW.jobnextrun = '-infinity')
+  EXECUTE FUNCTION notifyagent.store_no_next_run();
 
 CREATE OR REPLACE TRIGGER notifyagent_schedule_insert AFTER INSERT ON pgagent.pga_schedule
   REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION notifyagent.schedule_changed();

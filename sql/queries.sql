@@ -75,13 +75,37 @@ SELECT (SELECT count(*) FROM runs) AS runs, (SELECT count(*) FROM steps) AS step
 
 -- name: job_states
 -- What the due-queue needs to know about jobs (all of them when ids is NULL). "due_in" is
--- measured on the server's clock, which decides due-ness (jobnextrun <= now()).
+-- measured on the server's clock, which decides due-ness (jobnextrun <= now()); "server_now"
+-- lets the agent keep its estimate of that clock.
 SELECT jobid, jobname, jobenabled, jobhostagent, jobagentid,
        CASE WHEN isfinite(jobnextrun) THEN jobnextrun END AS jobnextrun,
+       jobnextrun = 'infinity' AS never,
        CASE WHEN isfinite(jobnextrun)
-            THEN extract(epoch FROM jobnextrun - clock_timestamp())::float8 END AS due_in
+            THEN extract(epoch FROM jobnextrun - clock_timestamp())::float8 END AS due_in,
+       clock_timestamp() AS server_now
   FROM pgagent.pga_job
  WHERE %(ids)s::int[] IS NULL OR jobid = ANY(%(ids)s::int[])
+
+-- name: schedules
+-- The schedules of some jobs (all when ids is NULL) with their exceptions, for the engine.
+SELECT s.jscid, s.jscjobid, s.jscenabled, s.jscstart, s.jscend, s.jscminutes, s.jschours,
+       s.jscweekdays, s.jscmonthdays, s.jscmonths,
+       (SELECT json_agg(json_build_array(e.jexdate, e.jextime))
+          FROM pgagent.pga_exception e WHERE e.jexscid = s.jscid) AS exceptions
+  FROM pgagent.pga_schedule s
+ WHERE %(ids)s::int[] IS NULL OR s.jscjobid = ANY(%(ids)s::int[])
+
+-- name: correct_next_runs
+-- Write the engine's next run where the stored one differs, only for jobs nobody runs and
+-- only if the row still holds what the agent saw ('-infinity' is stored as NULL).
+UPDATE pgagent.pga_job j SET jobnextrun = v.next
+  FROM unnest(%(ids)s::int[], %(seen)s::timestamptz[], %(next)s::timestamptz[]) AS v(jobid, seen, next)
+ WHERE j.jobid = v.jobid AND j.jobagentid IS NULL AND j.jobenabled
+   AND (j.jobnextrun IS NOT DISTINCT FROM v.seen OR (v.seen IS NULL AND j.jobnextrun = 'infinity'))
+RETURNING j.jobid
+
+-- name: timezone
+SELECT current_setting('TimeZone') AS tz, (SELECT source FROM pg_settings WHERE name = 'TimeZone') AS source
 
 -- name: claim
 -- The claim: take up to "limit" of the given jobs that are still due, enabled, unclaimed and
@@ -139,8 +163,8 @@ UPDATE pgagent.pga_jobsteplog
 
 -- name: release
 -- The release, one statement: finish the run log (a 'd' run keeps no duration, as pgAgent's
--- zombie cleanup leaves it) and hand the job back; jobnextrun NULL lets the triggers compute
--- the next run. Rows another agent already marked 'd' (it took us for dead) stay as they are.
+-- zombie cleanup leaves it) and hand the job back with the engine's next run ('-infinity' =
+-- none, stored as NULL). Rows another agent already marked 'd' (it took us for dead) stay.
 WITH log AS (
   UPDATE pgagent.pga_joblog
      SET jlgstatus = %(status)s::text,

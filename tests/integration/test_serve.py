@@ -530,17 +530,39 @@ def test_release_recomputes_the_next_run(db: Database, agent: AgentProcess) -> N
     assert row[0]["jobnextrun"].second == 0
 
 
-def test_release_survives_a_schedule_error(db: Database, agent: AgentProcess) -> None:
-    """Without notifyagent's safety trigger the extension raises on 30 February: the run's logs
-    are still written and the job is still released."""
-    db.execute("ALTER TABLE pgagent.pga_job DISABLE TRIGGER notifyagent_safe_nextrun")
+def test_release_of_an_impossible_schedule(db: Database, agent: AgentProcess) -> None:
+    """pgAgent's release raises on 30 February and leaves the job claimed forever; here the
+    engine knows such a schedule never runs: logs written, job released, no next run."""
     jobid = tick_job(db, "feb30")
     with psycopg.connect(db.dsn, autocommit=True) as conn:
         conn.execute("SET session_replication_role = replica")
-        conn.execute(
-            FEB30_SCHEDULE,
-            (jobid,),
-        )
+        conn.execute(FEB30_SCHEDULE, (jobid,))
+    run_now(db, jobid)
+    logs = wait_finished(db, jobid)
+    assert logs[0]["jlgstatus"] == "s"
+    assert logs[0]["jlgduration"] is not None
+    assert db.value("SELECT jobnextrun FROM pgagent.pga_job WHERE jobid = %s", (jobid,)) is None
+
+
+def test_release_falls_back_when_the_triggers_fail(db: Database, agent: AgentProcess) -> None:
+    """If writing the next run fails inside a trigger, the run's logs are still written and
+    the job is still released (without a next run, and the agent says why)."""
+    jobid = tick_job(db, "failing-release")
+    db.execute(
+        """CREATE FUNCTION public.refuse_next_run() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF OLD.jobagentid IS NOT NULL AND NEW.jobagentid IS NULL
+             AND NEW.jobnextrun IS DISTINCT FROM 'infinity' THEN
+            RAISE EXCEPTION 'date/time field value out of range: "2030-2-30 0:0"'
+              USING ERRCODE = 'datetime_field_overflow';
+          END IF;
+          RETURN NEW;
+        END $$"""
+    )
+    db.execute(
+        "CREATE TRIGGER refuse BEFORE UPDATE ON pgagent.pga_job "
+        "FOR EACH ROW EXECUTE FUNCTION public.refuse_next_run()"
+    )
     run_now(db, jobid)
     logs = wait_finished(db, jobid)
     assert logs[0]["jlgstatus"] == "s"

@@ -28,16 +28,16 @@ def test_install_is_idempotent_and_versioned(db: Database) -> None:
     install(db)
     assert db.value("SELECT notifyagent.version()") == 1
     triggers = db.value(
-        "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'notifyagent%' AND NOT tgisinternal"
+        "SELECT count(*) FROM pg_trigger WHERE tgname LIKE '%notifyagent%' AND NOT tgisinternal"
     )
     r = run_cli("install", "--dsn", db.dsn)
     assert r.code == 0
     assert "up to date" in r.err
-    assert db.value("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'notifyagent%'") == triggers
-    assert triggers == 14
+    assert db.value("SELECT count(*) FROM pg_trigger WHERE tgname LIKE '%notifyagent%'") == triggers
+    assert triggers == 15
     r = run_cli("uninstall", "--dsn", db.dsn)
     assert r.code == 0, r.err
-    assert db.value("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'notifyagent%'") == 0
+    assert db.value("SELECT count(*) FROM pg_trigger WHERE tgname LIKE '%notifyagent%'") == 0
     assert db.value("SELECT to_regnamespace('notifyagent')") is None
     # the pgagent extension is untouched
     assert db.value("SELECT pgagent.pgagent_schema_version()") == 4
@@ -47,7 +47,7 @@ def test_no_trigger_on_log_tables(db: Database) -> None:
     install(db)
     tables = db.rows(
         "SELECT DISTINCT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-        "WHERE t.tgname LIKE 'notifyagent%'"
+        "WHERE t.tgname LIKE '%notifyagent%'"
     )
     assert {r["relname"] for r in tables} == {"pga_job", "pga_schedule", "pga_exception"}
 
@@ -69,7 +69,14 @@ def test_job_changes_notify_with_job_ids(db: Database) -> None:
     )
     got = payloads(conn)
     assert f"schedule:{jobid}" in got
-    assert f"job:{jobid}" in got  # the extension's trigger recomputed jobnextrun
+    assert f"recompute:{jobid}" in got  # the extension's trigger recomputed jobnextrun
+    # enabling a job recomputes too; an explicit value (Run now) is a plain "job" change
+    db.execute("UPDATE pgagent.pga_job SET jobenabled = false")
+    assert payloads(conn) == [f"job:{jobid}"]
+    db.execute("UPDATE pgagent.pga_job SET jobenabled = true")
+    assert payloads(conn) == [f"recompute:{jobid}"]
+    db.execute("UPDATE pgagent.pga_job SET jobnextrun = now()")
+    assert payloads(conn) == [f"job:{jobid}"]
     db.execute(
         "INSERT INTO pgagent.pga_exception (jexscid, jexdate) "
         "SELECT jscid, '2031-01-01' FROM pgagent.pga_schedule"
@@ -153,3 +160,17 @@ def test_impossible_schedule_can_be_saved(db: Database) -> None:
         (jobid,),
     )
     assert db.value("SELECT jobnextrun::text FROM pgagent.pga_job") == "infinity"
+
+
+def test_minus_infinity_stores_null_without_a_recompute(db: Database) -> None:
+    """The agent's way to say "no next run" although the job has schedules."""
+    install(db)
+    jobid = make_job(db, "ended", [sql_step("s", "SELECT 1")])
+    db.execute(
+        "INSERT INTO pgagent.pga_schedule (jscjobid, jscname, jscminutes) "
+        "VALUES (%s, 'every minute', array_fill(true, ARRAY[60]))",
+        (jobid,),
+    )
+    assert db.value("SELECT jobnextrun FROM pgagent.pga_job") is not None
+    db.execute("UPDATE pgagent.pga_job SET jobnextrun = '-infinity'")
+    assert db.value("SELECT jobnextrun FROM pgagent.pga_job") is None

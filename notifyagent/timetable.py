@@ -1,0 +1,105 @@
+"""What the agent knows about every job's schedules, and when to correct ``jobnextrun``.
+
+Pure: no I/O. The agent feeds it schedules and job rows; it answers with the engine's next run
+(notifyagent.schedule) and whether the stored ``jobnextrun`` should be replaced by it.
+
+Whose value wins:
+
+* an explicit time a client wrote (pgAdmin's Run now writes ``now()``) is honoured: the job
+  runs then, and the release puts the schedule back in charge;
+* a value the extension computed (a schedule or exception edit, enabling a job, a release by
+  another agent, saving an impossible date) is replaced by the engine's, so pgAdmin shows the
+  time the job really runs;
+* after a (re)connect the stored value is corrected when it lies in the future (or is
+  'infinity') and differs; a due or overdue value runs once first (pgAgent's catch-up).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from notifyagent.schedule import Schedule, job_next_run
+
+
+class Origin(enum.Enum):
+    """Why a job's row is being looked at."""
+
+    EXPLICIT = "job"  # a client wrote jobnextrun (or another column) directly
+    RECOMPUTED = "recompute"  # the extension's trigger computed jobnextrun
+    SCHEDULES = "schedule"  # its schedules or exceptions changed
+    RESYNC = "resync"  # everything reloaded after a (re)connect
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+
+_RANK = {Origin.EXPLICIT: 0, Origin.RECOMPUTED: 1, Origin.SCHEDULES: 2, Origin.RESYNC: 3}
+
+
+@dataclass(frozen=True)
+class Row:
+    """The columns of a pga_job row that matter here."""
+
+    job_id: int
+    enabled: bool
+    claimed: bool
+    next_run: dt.datetime | None  # NULL, or 'infinity' when never is set
+    never: bool = False
+
+
+class Timetable:
+    def __init__(self, tz: ZoneInfo) -> None:
+        self.tz = tz
+        self._schedules: dict[int, tuple[Schedule, ...]] = {}
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self._schedules.values())
+
+    def replace(self, schedules: Iterable[Schedule], job_ids: Iterable[int] | None) -> None:
+        """Replace the schedules of ``job_ids`` (of every job when None) with ``schedules``."""
+        grouped: dict[int, list[Schedule]] = {}
+        for s in schedules:
+            grouped.setdefault(s.job_id, []).append(s)
+        if job_ids is None:
+            self._schedules = {j: tuple(v) for j, v in grouped.items()}
+            return
+        for job_id in job_ids:
+            found = grouped.get(job_id)
+            if found:
+                self._schedules[job_id] = tuple(found)
+            else:
+                self._schedules.pop(job_id, None)
+
+    def forget(self, job_id: int) -> None:
+        self._schedules.pop(job_id, None)
+
+    def schedules(self, job_id: int) -> tuple[Schedule, ...]:
+        return self._schedules.get(job_id, ())
+
+    def next_run(self, job_id: int, now: dt.datetime) -> dt.datetime | None:
+        """The engine's next run of ``job_id`` after ``now`` (None: no enabled schedule runs)."""
+        schedules = self._schedules.get(job_id)
+        if not schedules:
+            return None
+        return job_next_run(schedules, now, self.tz)
+
+    def correction(
+        self, row: Row, origin: Origin, now: dt.datetime
+    ) -> tuple[bool, dt.datetime | None]:
+        """``(True, value)`` when the stored next run must become ``value`` (None = NULL)."""
+        if not row.enabled or row.claimed or origin is Origin.EXPLICIT:
+            return False, None
+        engine = self.next_run(row.job_id, now)
+        stored = None if row.never else row.next_run
+        if stored == engine and not (row.never and engine is None):
+            return False, None
+        if origin is Origin.RESYNC and stored is not None and stored <= now:
+            return False, None  # due or overdue: it runs once first, then the schedule resumes
+        if row.never and engine is None:
+            return True, None
+        return True, engine
