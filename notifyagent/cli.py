@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import os
 import socket
 import sys
@@ -14,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from loguru import logger
 
 from notifyagent import __version__, conninfo, log
-from notifyagent.errors import NotifyAgentError
+from notifyagent.errors import ConfigError, NotifyAgentError
 
 DSN_HELP = (
     "libpq connection string or postgresql:// URL of the database holding the pgagent schema "
@@ -79,6 +80,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("uninstall", help="remove notifyagent's schema and triggers")
     _add_common(p)
+
+    p = sub.add_parser(
+        "next",
+        help="print the next run times of a job, or of a schedule given with --minutes etc.",
+        description="The next run times of JOB (id or name) from the database, or, without "
+        "JOB, of the schedule given inline (fields like pgAdmin's Repeat tab: comma-separated "
+        "values and ranges; an omitted field means any).",
+    )
+    _add_common(p)
+    p.add_argument("job", nargs="?", help="job id or name")
+    p.add_argument("--count", type=_positive_int, default=5, help="how many runs (default 5)")
+    p.add_argument(
+        "--timezone",
+        type=_zone,
+        default=_env("TIMEZONE", "") or None,
+        help="zone the schedule is read in (default: the database's TimeZone; inline: UTC)",
+    )
+    for field, example in (
+        ("minutes", "0,30"),
+        ("hours", "8-17"),
+        ("weekdays", "mon-fri"),
+        ("monthdays", "1,15,last"),
+        ("months", "jan-mar"),
+    ):
+        p.add_argument(f"--{field}", metavar="LIST", help=f"inline schedule, e.g. {example}")
+    p.add_argument(
+        "--start",
+        type=dt.datetime.fromisoformat,
+        help="inline schedule start (ISO 8601, default now)",
+    )
+    p.add_argument("--end", type=dt.datetime.fromisoformat, help="inline schedule end")
 
     p = sub.add_parser("serve", help="run the agent (production)")
     _add_common(p)
@@ -171,6 +203,28 @@ async def _uninstall(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _next(args: argparse.Namespace) -> int:
+    from notifyagent import preview
+
+    fields = {f: getattr(args, f) for f in preview.FIELDS}
+    if args.job is None:
+        tz = ZoneInfo(args.timezone or "UTC")
+        start = args.start.replace(tzinfo=args.start.tzinfo or tz) if args.start else None
+        end = args.end.replace(tzinfo=args.end.tzinfo or tz) if args.end else None
+        schedule = preview.inline_schedule(fields, start, end)
+        runs = preview.merge_runs([schedule], dt.datetime.now(dt.UTC), tz, args.count)
+        print(preview.render(runs, tz))
+        return 0
+    if any(fields.values()) or args.start or args.end:
+        raise ConfigError("give either JOB or an inline schedule (--minutes ...), not both")
+    label, runs, tz = await preview.job_runs(
+        conninfo.resolve_dsn(args.dsn), args.job, args.count, args.timezone
+    )
+    print(label)
+    print(preview.render(runs, tz))
+    return 0
+
+
 async def _serve(args: argparse.Namespace) -> int:
     from notifyagent.agent import Agent
     from notifyagent.config import Settings
@@ -193,6 +247,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = 
     "install": _install,
     "uninstall": _uninstall,
     "serve": _serve,
+    "next": _next,
 }
 
 

@@ -191,3 +191,8 @@ UPDATE pgagent.pga_joblog
 -- until its schedule is fixed; any later schedule edit recomputes it).
 UPDATE pgagent.pga_job SET jobagentid = NULL, jobnextrun = 'infinity'
  WHERE jobid = %(jobid)s AND jobagentid = %(agent)s
+
+-- name: find_job
+SELECT jobid, jobname FROM pgagent.pga_job
+ WHERE jobid::text = %(job)s OR jobname = %(job)s
+ ORDER BY jobid::text = %(job)s DESC, jobid

@@ -1,0 +1,134 @@
+"""``notifyagent next``: the next run times of a job, or of a schedule typed on the command line.
+
+Field syntax for inline schedules (what pgAdmin's Repeat tab selects): comma-separated values
+and ranges, e.g. ``--minutes 0,30 --hours 8-17 --weekdays mon-fri --monthdays 1,15,last``.
+An omitted field means "any", as an all-false array does in pgAgent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from zoneinfo import ZoneInfo
+
+from notifyagent import db
+from notifyagent.errors import ConfigError
+from notifyagent.schedule import Schedule, next_runs, schedule_from_arrays
+from notifyagent.sqlfiles import query
+from notifyagent.store import Store
+
+WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+#: field -> (array length, first value, names for values)
+FIELDS: dict[str, tuple[int, int, Sequence[str]]] = {
+    "minutes": (60, 0, ()),
+    "hours": (24, 0, ()),
+    "weekdays": (7, 0, WEEKDAYS),
+    "monthdays": (32, 1, ()),
+    "months": (12, 1, MONTHS),
+}
+
+
+def _value(field: str, token: str) -> int:
+    length, first, names = FIELDS[field]
+    word = token.strip().lower()
+    if field == "monthdays" and word == "last":
+        return 32
+    if word[:3] in names and word.isalpha():
+        return names.index(word[:3]) + first
+    try:
+        value = int(word)
+    except ValueError:
+        raise ConfigError(
+            f"{field}: {token!r} is not a number{' or a name' if names else ''} "
+            f"(allowed: {first}-{first + length - 1}{', ' + '/'.join(names) if names else ''}"
+            f"{', last' if field == 'monthdays' else ''})"
+        ) from None
+    if not first <= value < first + length:
+        raise ConfigError(f"{field}: {value} is out of range {first}-{first + length - 1}")
+    return value
+
+
+def parse_field(field: str, text: str | None) -> list[bool]:
+    """``"8-17"`` / ``"mon-fri"`` / ``"1,15,last"`` -> pgAgent's bool array for ``field``."""
+    length, first, _ = FIELDS[field]
+    selected = [False] * length
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        lo, sep, hi = part.partition("-")
+        low = _value(field, lo)
+        high = _value(field, hi) if sep else low
+        if high < low:
+            raise ConfigError(f"{field}: range {part.strip()!r} runs backwards")
+        for v in range(low, high + 1):
+            selected[v - first] = True
+    return selected
+
+
+def inline_schedule(
+    fields: dict[str, str | None], start: dt.datetime | None, end: dt.datetime | None
+) -> Schedule:
+    arrays = {name: parse_field(name, fields.get(name)) for name in FIELDS}
+    return schedule_from_arrays(
+        0,
+        0,
+        start or dt.datetime.now(dt.UTC),
+        end,
+        arrays["minutes"],
+        arrays["hours"],
+        arrays["weekdays"],
+        arrays["monthdays"],
+        arrays["months"],
+    )
+
+
+def render(runs: Sequence[dt.datetime], tz: ZoneInfo) -> str:
+    if not runs:
+        return "no run: the schedule never fires (ended, or nothing can match)"
+    lines = [f"{'#':>3}  {'local time (' + tz.key + ')':<34} UTC"]
+    for n, run in enumerate(runs, 1):
+        local = run.astimezone(tz)
+        lines.append(
+            f"{n:>3}  {local:%Y-%m-%d %H:%M %a} {local.tzname() or '':<15} {run:%Y-%m-%d %H:%M}"
+        )
+    return "\n".join(lines)
+
+
+def merge_runs(
+    schedules: Sequence[Schedule], now: dt.datetime, tz: ZoneInfo, count: int
+) -> list[dt.datetime]:
+    """The next ``count`` runs of a job: the earliest over its enabled schedules."""
+    found = sorted({r for s in schedules if s.enabled for r in next_runs(s, now, tz, count)})
+    return found[:count]
+
+
+async def job_runs(
+    dsn: str, job: str, count: int, tz_name: str | None
+) -> tuple[str, list[dt.datetime], ZoneInfo]:
+    """(job label, next runs, zone) of a job given by id or name, read from the database."""
+    conn = await db.connect(dsn, app="notifyagent next")
+    async with conn:
+        cur = await conn.execute(query("find_job"), {"job": job})
+        rows = await cur.fetchall()
+        if not rows:
+            raise ConfigError(f"no job with id or name {job!r}")
+        if len(rows) > 1:
+            raise ConfigError(
+                f"{len(rows)} jobs are named {job!r} (ids "
+                f"{', '.join(str(r['jobid']) for r in rows)}): give the id"
+            )
+        jobid, name = rows[0]["jobid"], rows[0]["jobname"]
+        if tz_name is None:
+            cur = await conn.execute(query("timezone"))
+            tz_row = await cur.fetchone()
+            assert tz_row is not None
+            tz_name = str(tz_row["tz"])
+    store = Store(dsn, max_size=1)
+    await store.open()
+    try:
+        schedules = await store.schedules([jobid])
+    finally:
+        await store.close()
+    tz = ZoneInfo(tz_name)
+    return f"job {jobid} ({name})", merge_runs(schedules, dt.datetime.now(dt.UTC), tz, count), tz

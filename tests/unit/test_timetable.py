@@ -1,0 +1,85 @@
+"""When the agent replaces a stored next run with the engine's (fake clock, no database)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from notifyagent.schedule import schedule_from_arrays
+from notifyagent.timetable import Origin, Row, Timetable
+
+UTC = dt.UTC
+NOW = dt.datetime(2030, 1, 1, 10, 30, 20, tzinfo=UTC)
+
+
+def every_hour_at(minute: int, job_id: int = 1, enabled: bool = True):
+    return schedule_from_arrays(
+        job_id * 10,
+        job_id,
+        dt.datetime(2029, 1, 1, tzinfo=UTC),
+        None,
+        [m == minute for m in range(60)],
+        [False] * 24,
+        [False] * 7,
+        [False] * 32,
+        [False] * 12,
+        enabled=enabled,
+    )
+
+
+@pytest.fixture
+def table() -> Timetable:
+    t = Timetable(ZoneInfo("UTC"))
+    t.replace([every_hour_at(15), every_hour_at(45), every_hour_at(5, enabled=False)], None)
+    return t
+
+
+def at(hour: int, minute: int) -> dt.datetime:
+    return dt.datetime(2030, 1, 1, hour, minute, tzinfo=UTC)
+
+
+def test_next_run_is_the_earliest_enabled_schedule(table: Timetable) -> None:
+    assert table.next_run(1, NOW) == at(10, 45)
+    assert table.next_run(2, NOW) is None
+
+
+@pytest.mark.parametrize("origin", [Origin.RECOMPUTED, Origin.SCHEDULES, Origin.RESYNC])
+def test_a_computed_value_that_differs_is_corrected(table: Timetable, origin: Origin) -> None:
+    row = Row(1, enabled=True, claimed=False, next_run=at(11, 15))
+    assert table.correction(row, origin, NOW) == (True, at(10, 45))
+
+
+def test_explicit_values_are_honoured(table: Timetable) -> None:
+    row = Row(1, enabled=True, claimed=False, next_run=at(12, 0))
+    assert table.correction(row, Origin.EXPLICIT, NOW) == (False, None)
+
+
+def test_due_values_run_first_after_a_resync(table: Timetable) -> None:
+    overdue = Row(1, enabled=True, claimed=False, next_run=at(10, 0))
+    assert table.correction(overdue, Origin.RESYNC, NOW) == (False, None)
+    assert table.correction(overdue, Origin.RECOMPUTED, NOW) == (True, at(10, 45))
+
+
+def test_equal_values_disabled_and_claimed_jobs_are_left_alone(table: Timetable) -> None:
+    assert table.correction(Row(1, True, False, at(10, 45)), Origin.RESYNC, NOW) == (False, None)
+    assert table.correction(Row(1, False, False, at(9, 0)), Origin.RESYNC, NOW) == (False, None)
+    assert table.correction(Row(1, True, True, at(11, 0)), Origin.RECOMPUTED, NOW) == (False, None)
+
+
+def test_infinity_becomes_the_engine_value_or_null(table: Timetable) -> None:
+    never = Row(1, enabled=True, claimed=False, next_run=None, never=True)
+    assert table.correction(never, Origin.RECOMPUTED, NOW) == (True, at(10, 45))
+    lonely = Row(2, enabled=True, claimed=False, next_run=None, never=True)
+    assert table.correction(lonely, Origin.RESYNC, NOW) == (True, None)
+    assert table.correction(Row(2, True, False, None), Origin.RESYNC, NOW) == (False, None)
+
+
+def test_replace_for_some_jobs_keeps_the_others(table: Timetable) -> None:
+    table.replace([every_hour_at(50, job_id=2)], [2, 3])
+    assert table.next_run(2, NOW) == at(10, 50)
+    assert table.next_run(1, NOW) == at(10, 45)
+    table.replace([], [1])
+    assert table.next_run(1, NOW) is None
+    assert len(table) == 1
