@@ -57,6 +57,9 @@ class Agent:
         )
         self.agent_id: int | None = None
         self.running: dict[int, asyncio.Task[None]] = {}
+        self._claimed: dict[int, ClaimedJob] = {}
+        #: Run now requested while the job was running: run again right after it.
+        self._rerun: dict[int, datetime] = {}
         self._wake = asyncio.Event()
         self._connected = asyncio.Event()
         self._stop = asyncio.Event()
@@ -397,6 +400,20 @@ class Agent:
         corrections = []
         for s in states:
             origin = origins.get(s.job_id, Origin.EXPLICIT)
+            claimed = self._claimed.get(s.job_id)
+            if (
+                claimed is not None
+                and origin is Origin.EXPLICIT
+                and s.next_run is not None
+                and s.next_run != claimed.due
+                and s.next_run <= now
+            ):
+                logger.info(
+                    "job {} ({}): Run now while it runs: it runs again when this run ends",
+                    claimed.job_id,
+                    claimed.name,
+                )
+                self._rerun[s.job_id] = s.next_run
             row = Row(s.job_id, s.enabled, s.agent_id is not None, s.next_run, s.never)
             wanted, value = self.timetable.correction(row, origin, now)
             if wanted and s.job_id not in self.running:
@@ -488,10 +505,19 @@ class Agent:
             len(job.steps),
         )
         status = "i"
+        self._claimed[job.job_id] = job
         try:
             status = await run_steps(job, self.store, self.runner)
         except asyncio.CancelledError:
             status = "d"
+        except psycopg.OperationalError as err:
+            status = "d"
+            logger.warning(
+                "job {} ({}): lost the database during the run ({}); run marked aborted",
+                job.job_id,
+                job.name,
+                " ".join(str(err).split()),
+            )
         except Exception as err:
             logger.opt(exception=err).error(
                 "job {} ({}): internal error, run ends 'i': {}", job.job_id, job.name, err
@@ -499,6 +525,7 @@ class Agent:
         finally:
             await self._release(job, status)
             self.running.pop(job.job_id, None)
+            self._claimed.pop(job.job_id, None)
             self._dirty.setdefault(job.job_id, Origin.EXPLICIT)
             self._wake.set()
         logger.info(
@@ -513,11 +540,12 @@ class Agent:
         """Release ``job`` whatever happens: retry while the database is away; if the triggers
         cannot compute its next run, release it without that (and say why)."""
         delay = 0.1
+        rerun = self._rerun.pop(job.job_id, None)
         while True:
             agent = self.agent_id
             assert agent is not None
             assert self.timetable is not None
-            next_run = self.timetable.next_run(job.job_id, self.server_now())
+            next_run = rerun or self.timetable.next_run(job.job_id, self.server_now())
             try:
                 await self.store.release(job, status, agent, next_run)
                 return

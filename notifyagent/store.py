@@ -53,6 +53,8 @@ class ClaimedJob:
     steps: list[Step]
     #: The log row of the first step, written by the claim itself.
     first_jslid: int | None = None
+    #: jobnextrun when it was claimed (the due time of this run).
+    due: datetime | None = None
 
 
 class Store:
@@ -171,6 +173,7 @@ class Store:
                 lag=r["lag"],
                 steps=[Step.from_json(s) for s in r["steps"]],
                 first_jslid=r["first_jslid"],
+                due=r["due"],
             )
             for r in rows
         ]

@@ -140,7 +140,7 @@ first_logged AS (
   INSERT INTO pgagent.pga_jobsteplog (jsljlgid, jsljstid, jslstatus)
   SELECT l.jlgid, s.first_step, 'r' FROM logged l JOIN steps s ON s.jstjobid = l.jlgjobid
   RETURNING jslid, jsljlgid)
-SELECT c.jobid, c.jobname, l.jlgid, f.jslid AS first_jslid,
+SELECT c.jobid, c.jobname, l.jlgid, f.jslid AS first_jslid, c.jobnextrun AS due,
        extract(epoch FROM clock_timestamp() - c.jobnextrun)::float8 AS lag,
        coalesce(s.steps, '[]') AS steps
   FROM claimed c

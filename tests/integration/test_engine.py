@@ -219,3 +219,23 @@ def test_next_command_inline_schedule() -> None:
     bad = run_cli("next", "--hours", "8-25")
     assert bad.code == 2
     assert "hours: 25 is out of range 0-23" in bad.err
+
+
+def test_run_now_while_running_runs_again_after(db: Database, agent: AgentProcess) -> None:
+    """pgAgent loses it (its release writes NULL over it); notifyagent runs the job again."""
+    jobid = make_job(
+        db,
+        "twice",
+        [sql_step("s", "INSERT INTO public.tick(label) VALUES ('twice'); SELECT pg_sleep(1)")],
+    )
+    run_now(db, jobid)
+    wait_for(
+        lambda: db.value("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(1)'"),
+        10,
+        what="the first run's step to be running",
+    )
+    run_now(db, jobid)
+    wait_finished(db, jobid, runs=2)
+    assert [r["jlgstatus"] for r in joblogs(db, jobid)] == ["s", "s"]
+    assert db.value("SELECT count(*) FROM public.tick") == 2
+    agent.wait_log("Run now while it runs")
