@@ -19,7 +19,7 @@ import contextlib
 import itertools
 import signal
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -27,9 +27,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import psycopg
 from loguru import logger
 
-from notifyagent import conninfo, db, schema
+from notifyagent import config, conninfo, db, log, schema
 from notifyagent.config import Settings
-from notifyagent.errors import ConfigError, ConnectError, ExtensionMissing, SchemaVersionMismatch
+from notifyagent.errors import (
+    ConfigError,
+    ConnectError,
+    ExtensionMissing,
+    NotifyAgentError,
+    SchemaVersionMismatch,
+)
 from notifyagent.jobs import run_steps
 from notifyagent.queue import DueQueue
 from notifyagent.sqlfiles import query
@@ -45,8 +51,9 @@ LOCKED_RETRY = 0.05
 
 
 class Agent:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, reload: Callable[[], Settings] | None = None) -> None:
         self.settings = settings
+        self._reload_settings = reload
         self.queue = DueQueue()
         self.store = Store(settings.dsn, max_size=min(settings.max_concurrency, 8) + 2)
         self.runner = StepRunner(
@@ -76,6 +83,7 @@ class Agent:
         self._listen_conn: db.AsyncConn | None = None
         self._first_connect: asyncio.Future[None] | None = None
         self._loaded = False
+        self._background: set[asyncio.Task[None]] = set()
         #: Set once the due-queue was loaded from the database for the first time.
         self.ready = asyncio.Event()
 
@@ -86,6 +94,7 @@ class Agent:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         self._first_connect = loop.create_future()
         logger.info(
             "notifyagent starting: station {!r}, database {}, max concurrency {}",
@@ -108,6 +117,65 @@ class Agent:
         finally:
             await self._shutdown(tasks)
         return 0
+
+    def request_reload(self, source: str = "SIGHUP") -> None:
+        """Read the settings again (config file, environment) and apply what changed."""
+        if self._reload_settings is None:
+            logger.warning("reload requested ({}) but there is no config to reload", source)
+            return
+        logger.info("reload requested ({})", source)
+        try:
+            new = self._reload_settings()
+        except NotifyAgentError as err:
+            logger.error("reload refused, keeping the current settings: {}", err)
+            return
+        self.apply_settings(new)
+
+    def apply_settings(self, new: Settings) -> None:
+        """Apply changed settings; running jobs are never interrupted. DSN and station changes
+        reconnect the LISTEN connection (and so re-register); the rest applies at once."""
+        changes = config.diff(self.settings, new)
+        if not changes:
+            logger.info("reload: nothing changed")
+            return
+        for key, (old, value) in changes.items():
+            shown = (
+                (conninfo.display(old), conninfo.display(value)) if key == "dsn" else (old, value)
+            )
+            logger.info("reload: {} {!r} -> {!r}", key, *shown)
+        self.settings = new
+        if "log_level" in changes:
+            log.setup(new.log_level)
+        self.runner.max_output = new.max_output
+        self.runner.batch_steps = new.batch_steps
+        if "dsn" in changes:
+            self._replace_connections()
+        if {"dsn", "station"} & changes.keys() and self._listen_conn is not None:
+            asyncio.get_running_loop().create_task(self._listen_conn.close())
+        if "timezone" in changes and self._listen_conn is not None:
+            # the reconnect reads the new zone and resyncs, which corrects the next runs
+            asyncio.get_running_loop().create_task(self._listen_conn.close())
+        self._wake.set()
+
+    def _replace_connections(self) -> None:
+        """New pools for the new DSN; jobs running now finish on the old ones."""
+        old_store, old_runner = self.store, self.runner
+        self.store = Store(self.settings.dsn, max_size=min(self.settings.max_concurrency, 8) + 2)
+        self.runner = StepRunner(
+            self.settings.dsn,
+            max_output=self.settings.max_output,
+            batch_steps=self.settings.batch_steps,
+            max_idle=self.settings.max_concurrency,
+        )
+        running = list(self.running.values())
+
+        async def retire() -> None:
+            await self.store.open()
+            await asyncio.gather(*running, return_exceptions=True)
+            await old_store.close()
+            await old_runner.close()
+
+        self._background.add(asyncio.get_running_loop().create_task(retire()))
 
     def request_stop(self) -> None:
         if self._stop.is_set():
@@ -577,8 +645,8 @@ class Agent:
     # -- liveness -----------------------------------------------------------------------
 
     async def _liveness_forever(self) -> None:
-        interval = self.settings.liveness_interval
         while not self._stop.is_set():
+            interval = self.settings.liveness_interval
             if self._connected.is_set():
                 try:
                     await self._liveness_check()

@@ -6,15 +6,14 @@ import argparse
 import asyncio
 import datetime as dt
 import os
-import socket
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from loguru import logger
 
-from notifyagent import __version__, conninfo, log
+from notifyagent import __version__, config, conninfo, log
 from notifyagent.errors import ConfigError, NotifyAgentError
 
 DSN_HELP = (
@@ -45,21 +44,11 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
-    return value
-
-
 def _zone(text: str) -> str:
     try:
-        ZoneInfo(text)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an IANA time zone name (e.g. UTC, Europe/Berlin)"
-        ) from None
-    return text
+        return str(config.BY_NAME["timezone"].parse(text))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected {err}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,58 +101,57 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--end", type=dt.datetime.fromisoformat, help="inline schedule end")
 
-    p = sub.add_parser("serve", help="run the agent (production)")
-    _add_common(p)
-    p.add_argument(
-        "--station",
-        default=_env("STATION", socket.gethostname()),
-        help="name of this agent, matched against a job's host agent (jobhostagent) and "
-        "stored as pga_jobagent.jagstation (env NOTIFYAGENT_STATION; default: host name)",
+    p = sub.add_parser(
+        "serve",
+        help="run the agent (production)",
+        description="Run the agent until SIGTERM/SIGINT; SIGHUP reloads the config file. Every "
+        "option can also be set in the environment (NOTIFYAGENT_<OPTION>) or in the TOML "
+        "config file; the command line wins over the environment, which wins over the file.",
     )
-    p.add_argument(
-        "--max-concurrency",
-        type=_positive_int,
-        default=int(_env("MAX_CONCURRENCY", "32")),
-        help="jobs running at once; further due jobs wait their turn "
-        "(env NOTIFYAGENT_MAX_CONCURRENCY; default %(default)s)",
-    )
-    p.add_argument(
-        "--shutdown-timeout",
-        type=_non_negative_float,
-        default=float(_env("SHUTDOWN_TIMEOUT", "30")),
-        help="seconds running jobs may take to finish after SIGTERM before they are cancelled "
-        "(env NOTIFYAGENT_SHUTDOWN_TIMEOUT; default %(default)s)",
-    )
-    p.add_argument(
-        "--liveness-interval",
-        type=_non_negative_float,
-        default=float(_env("LIVENESS_INTERVAL", "30")),
-        help="seconds between checks for dead agents and of the notification round trip "
-        "(env NOTIFYAGENT_LIVENESS_INTERVAL; default %(default)s)",
-    )
-    p.add_argument(
-        "--max-output",
-        type=_positive_int,
-        default=int(_env("MAX_OUTPUT", str(1024 * 1024))),
-        help="bytes of step output stored in pga_jobsteplog.jsloutput; more is cut with a "
-        "marker (env NOTIFYAGENT_MAX_OUTPUT; default %(default)s)",
-    )
-    p.add_argument(
-        "--timezone",
-        type=_zone,
-        default=_env("TIMEZONE", "") or None,
-        help="IANA time zone in which schedules (hours, minutes, days, exceptions) are read "
-        "(env NOTIFYAGENT_TIMEZONE; default: the database's TimeZone setting, which is what "
-        "pgAdmin uses when it saves a schedule)",
-    )
-    p.add_argument(
-        "--no-batch-steps",
-        action="store_true",
-        default=_env("NO_BATCH_STEPS", "") not in ("", "0", "false"),
-        help="refuse to run batch (shell) steps: they fail with a clear output "
-        "(env NOTIFYAGENT_NO_BATCH_STEPS)",
-    )
+    add_agent_options(p)
     return parser
+
+
+def add_agent_options(p: argparse.ArgumentParser) -> None:
+    """``--config`` and one flag per option of :data:`config.OPTIONS` (values parsed later,
+    so that precedence and validation live in one place)."""
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML file with any of the options below, e.g. max_concurrency = 16 "
+        "(env NOTIFYAGENT_CONFIG); reloaded on SIGHUP",
+    )
+    for opt in config.OPTIONS:
+        if opt.name == "batch_steps":
+            p.add_argument(
+                "--no-batch-steps",
+                dest="batch_steps",
+                action="store_const",
+                const=False,
+                default=None,
+                help=f"refuse batch (shell) steps: they fail with a clear output "
+                f"(env {opt.env}=false)",
+            )
+            continue
+        p.add_argument(
+            opt.flag, dest=opt.name, default=None, metavar=opt.name.split("_")[-1].upper(),
+            help=f"{opt.help} (env {opt.env})",
+        )  # fmt: skip
+
+
+def agent_settings(
+    args: argparse.Namespace,
+) -> tuple[config.Settings, Callable[[], config.Settings]]:
+    """The settings for ``serve``/``dev``, and how to read them again on a reload."""
+    cli_values = {o.name: getattr(args, o.name, None) for o in config.OPTIONS}
+    path = config.config_path(getattr(args, "config", None))
+
+    def load() -> config.Settings:
+        settings = config.resolve(cli_values, os.environ, path)
+        conninfo.register_secrets(settings.dsn)
+        return settings
+
+    return load(), load
 
 
 def _run(coro: Coroutine[Any, Any, int]) -> int:
@@ -227,19 +215,10 @@ async def _next(args: argparse.Namespace) -> int:
 
 async def _serve(args: argparse.Namespace) -> int:
     from notifyagent.agent import Agent
-    from notifyagent.config import Settings
 
-    settings = Settings(
-        dsn=conninfo.resolve_dsn(args.dsn),
-        station=args.station,
-        max_concurrency=args.max_concurrency,
-        shutdown_timeout=args.shutdown_timeout,
-        liveness_interval=args.liveness_interval,
-        max_output=args.max_output,
-        batch_steps=not args.no_batch_steps,
-        timezone=args.timezone,
-    )
-    return await Agent(settings).serve()
+    settings, reload = agent_settings(args)
+    log.setup(settings.log_level)
+    return await Agent(settings, reload=reload).serve()
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
@@ -253,7 +232,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    log.setup(args.log_level)
+    log.setup(args.log_level or os.environ.get("NOTIFYAGENT_LOG_LEVEL", "INFO"))
     return _run(COMMANDS[args.command](args))
 
 

@@ -1,14 +1,29 @@
-"""The agent's settings (one frozen object, built by the CLI)."""
+"""The agent's settings: one table of options, resolved from the command line, the environment
+(``NOTIFYAGENT_<OPTION>``), a TOML file (``--config`` / ``NOTIFYAGENT_CONFIG``) and defaults,
+in that order of precedence, validated with messages that name the key, the value and what is
+allowed. The same table drives ``--help``, live reload and the reload diff.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import socket
+import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from notifyagent.errors import ConfigError
+from notifyagent.log import LEVELS
 
 
 @dataclass(frozen=True)
 class Settings:
-    dsn: str
-    station: str
+    dsn: str = ""
+    station: str = dataclasses.field(default_factory=socket.gethostname)
     max_concurrency: int = 32
     shutdown_timeout: float = 30.0
     #: Seconds between liveness checks (dead agents, notification round trip); 0 disables.
@@ -18,8 +33,203 @@ class Settings:
     batch_steps: bool = True
     #: IANA zone the schedules are read in; None = the database's default TimeZone.
     timezone: str | None = None
+    log_level: str = "INFO"
     #: Longest single sleep of the scheduler, so a paused VM or a clock step cannot make it
     #: oversleep by more than this.
     max_sleep: float = 60.0
     #: Longest wait between reconnect attempts.
     max_backoff: float = 10.0
+
+
+def _int(minimum: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValueError(f"an integer >= {minimum}")
+        try:
+            number = int(value)
+        except ValueError:
+            raise ValueError(f"an integer >= {minimum}") from None
+        if number < minimum:
+            raise ValueError(f"an integer >= {minimum}")
+        return number
+
+    return parse
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("a number of seconds >= 0")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError("a number of seconds >= 0") from None
+    if number < 0:
+        raise ValueError("a number of seconds >= 0")
+    return number
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("true or false")
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("a string")
+    return value
+
+
+def _zone(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("an IANA time zone name such as UTC or Europe/Berlin") from None
+    return str(value)
+
+
+def _level(value: Any) -> str:
+    text = str(value).upper()
+    if text not in LEVELS:
+        raise ValueError("one of " + ", ".join(LEVELS))
+    return text
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    parse: Callable[[Any], Any]
+    help: str
+    #: True when a change applies at once; False when it needs a reconnect.
+    live: bool = True
+    flag_only_true: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return "NOTIFYAGENT_" + self.name.upper()
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "dsn",
+        _text,
+        "libpq connection string or postgresql:// URL of the database holding the pgagent "
+        "schema (when empty, libpq's PG* variables apply)",
+        live=False,
+    ),
+    Option(
+        "station",
+        _text,
+        "name of this agent, matched against a job's host agent (jobhostagent) and stored as "
+        "pga_jobagent.jagstation (default: the host name)",
+        live=False,
+    ),
+    Option(
+        "max_concurrency",
+        _int(1),
+        "jobs running at once; further due jobs wait their turn (default 32)",
+    ),
+    Option(
+        "shutdown_timeout",
+        _seconds,
+        "seconds running jobs may take to finish after SIGTERM before they are cancelled "
+        "(default 30)",
+    ),
+    Option(
+        "liveness_interval",
+        _seconds,
+        "seconds between checks for dead agents and of the notification round trip "
+        "(default 30; 0 disables)",
+    ),
+    Option(
+        "max_output",
+        _int(1),
+        "bytes of step output stored in pga_jobsteplog.jsloutput; more is cut with a marker "
+        "(default 1048576)",
+    ),
+    Option(
+        "batch_steps",
+        _bool,
+        "run batch (shell) steps; false refuses them with a failed step (default true)",
+    ),
+    Option(
+        "timezone",
+        _zone,
+        "IANA time zone in which schedules are read (default: the database's TimeZone, "
+        "which is what pgAdmin uses when it saves a schedule)",
+    ),
+    Option("log_level", _level, "log level: " + ", ".join(LEVELS) + " (default INFO)"),
+)
+BY_NAME = {o.name: o for o in OPTIONS}
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    """The options of a TOML config file (keys as in :data:`OPTIONS`, dashes allowed)."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the config file: {err.strerror}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    found: dict[str, Any] = {}
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if name not in BY_NAME:
+            raise ConfigError(
+                f"{path}: unknown key {key!r}; allowed: {', '.join(o.name for o in OPTIONS)}"
+            )
+        found[name] = value
+    return found
+
+
+def resolve(
+    cli: Mapping[str, Any],
+    env: Mapping[str, str] | None = None,
+    config_path: Path | None = None,
+) -> Settings:
+    """Settings from the command line > environment > config file > defaults."""
+    env = os.environ if env is None else env
+    file_values = read_file(config_path) if config_path is not None else {}
+    values: dict[str, Any] = {}
+    for opt in OPTIONS:
+        source: str | None = None
+        raw: Any = None
+        if cli.get(opt.name) is not None:
+            raw, source = cli[opt.name], f"command line {opt.flag}"
+        elif opt.env in env:
+            raw, source = env[opt.env], f"environment {opt.env}"
+        elif opt.name in file_values:
+            raw, source = file_values[opt.name], f"{config_path}: key {opt.name!r}"
+        if source is None:
+            continue
+        try:
+            values[opt.name] = opt.parse(raw)
+        except ValueError as err:
+            raise ConfigError(f"{source}: {raw!r} is not allowed; expected {err}") from None
+    return Settings(**values)
+
+
+def config_path(cli_value: str | None, env: Mapping[str, str] | None = None) -> Path | None:
+    env = os.environ if env is None else env
+    value = cli_value or env.get("NOTIFYAGENT_CONFIG")
+    return Path(value) if value else None
+
+
+def diff(old: Settings, new: Settings) -> dict[str, tuple[Any, Any]]:
+    """``{option: (old, new)}`` for every option that changed."""
+    return {
+        o.name: (getattr(old, o.name), getattr(new, o.name))
+        for o in OPTIONS
+        if getattr(old, o.name) != getattr(new, o.name)
+    }
