@@ -101,6 +101,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--end", type=dt.datetime.fromisoformat, help="inline schedule end")
 
+    p = sub.add_parser("status", help="agents, and jobs with next/last run and result")
+    _add_common(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("run", help="run a job now (as pgAdmin's Run now); --wait follows it")
+    _add_common(p)
+    p.add_argument("job", help="job id or name")
+    p.add_argument("--wait", action="store_true", help="wait for the run and print each step")
+    p.add_argument("--timeout", type=float, default=None, help="with --wait: give up after S s")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("history", help="the last runs of a job with their steps and output")
+    _add_common(p)
+    p.add_argument("job", help="job id or name")
+    p.add_argument("--limit", type=_positive_int, default=10, help="runs to show (default 10)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
     p = sub.add_parser(
         "serve",
         help="run the agent (production)",
@@ -213,6 +230,28 @@ async def _next(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _status(args: argparse.Namespace) -> int:
+    from notifyagent import ops
+
+    print(await ops.status(conninfo.resolve_dsn(args.dsn), args.json))
+    return 0
+
+
+async def _run_job(args: argparse.Namespace) -> int:
+    from notifyagent import ops
+
+    dsn = conninfo.resolve_dsn(args.dsn)
+    print(await ops.run(dsn, args.job, args.wait, args.timeout, args.json))
+    return 0
+
+
+async def _history(args: argparse.Namespace) -> int:
+    from notifyagent import ops
+
+    print(await ops.history(conninfo.resolve_dsn(args.dsn), args.job, args.limit, args.json))
+    return 0
+
+
 async def _serve(args: argparse.Namespace) -> int:
     from notifyagent.agent import Agent
 
@@ -227,6 +266,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = 
     "uninstall": _uninstall,
     "serve": _serve,
     "next": _next,
+    "status": _status,
+    "run": _run_job,
+    "history": _history,
 }
 
 

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from notifyagent import db
 from notifyagent.errors import ConfigError
+from notifyagent.ops import find_job
 from notifyagent.schedule import Schedule, next_runs, schedule_from_arrays
 from notifyagent.sqlfiles import query
 from notifyagent.store import Store
@@ -109,16 +110,7 @@ async def job_runs(
     """(job label, next runs, zone) of a job given by id or name, read from the database."""
     conn = await db.connect(dsn, app="notifyagent next")
     async with conn:
-        cur = await conn.execute(query("find_job"), {"job": job})
-        rows = await cur.fetchall()
-        if not rows:
-            raise ConfigError(f"no job with id or name {job!r}")
-        if len(rows) > 1:
-            raise ConfigError(
-                f"{len(rows)} jobs are named {job!r} (ids "
-                f"{', '.join(str(r['jobid']) for r in rows)}): give the id"
-            )
-        jobid, name = rows[0]["jobid"], rows[0]["jobname"]
+        jobid, name = await find_job(conn, job)
         if tz_name is None:
             cur = await conn.execute(query("timezone"))
             tz_row = await cur.fetchone()

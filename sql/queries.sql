@@ -196,3 +196,39 @@ UPDATE pgagent.pga_job SET jobagentid = NULL, jobnextrun = 'infinity'
 SELECT jobid, jobname FROM pgagent.pga_job
  WHERE jobid::text = %(job)s OR jobname = %(job)s
  ORDER BY jobid::text = %(job)s DESC, jobid
+
+-- Operator commands (notifyagent status / run / history) ------------------------------------
+
+-- name: status_agents
+SELECT jagpid, jagstation, jaglogintime,
+       EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = jagpid) AS alive
+  FROM pgagent.pga_jobagent ORDER BY jaglogintime, jagpid
+
+-- name: status_jobs
+SELECT j.jobid, j.jobname, j.jobenabled, j.jobhostagent,
+       CASE WHEN isfinite(j.jobnextrun) THEN j.jobnextrun END AS jobnextrun, j.joblastrun,
+       (SELECT l.jlgstatus FROM pgagent.pga_joblog l WHERE l.jlgjobid = j.jobid
+         ORDER BY l.jlgid DESC LIMIT 1) AS last_status,
+       a.jagstation AS running_on
+  FROM pgagent.pga_job j LEFT JOIN pgagent.pga_jobagent a ON a.jagpid = j.jobagentid
+ ORDER BY j.jobid
+
+-- name: run_now
+-- pgAdmin's Run now, plus what `run --wait` needs to recognise the run it caused.
+UPDATE pgagent.pga_job SET jobnextrun = now() WHERE jobid = %(jobid)s
+RETURNING jobenabled, jobagentid,
+          coalesce((SELECT max(jlgid) FROM pgagent.pga_joblog WHERE jlgjobid = %(jobid)s), 0)
+            AS last_jlgid
+
+-- name: runs
+SELECT l.jlgid, l.jlgstatus, l.jlgstart, l.jlgduration
+  FROM pgagent.pga_joblog l
+ WHERE l.jlgjobid = %(jobid)s AND l.jlgid > %(after)s
+ ORDER BY l.jlgid DESC LIMIT %(limit)s
+
+-- name: run_steps
+SELECT sl.jsljlgid, sl.jslid, s.jstname, sl.jslstatus, sl.jslresult, sl.jslstart,
+       sl.jslduration, sl.jsloutput
+  FROM pgagent.pga_jobsteplog sl JOIN pgagent.pga_jobstep s ON s.jstid = sl.jsljstid
+ WHERE sl.jsljlgid = ANY(%(runs)s::int[])
+ ORDER BY sl.jsljlgid, sl.jslid
