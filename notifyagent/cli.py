@@ -8,6 +8,7 @@ import datetime as dt
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -100,6 +101,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="inline schedule start (ISO 8601, default now)",
     )
     p.add_argument("--end", type=dt.datetime.fromisoformat, help="inline schedule end")
+
+    p = sub.add_parser(
+        "dev",
+        help="develop jobs: throwaway database (unless --dsn), jobs file applied on every save",
+        description="Without --dsn: start a throwaway PostgreSQL with the pgagent extension. "
+        "Apply JOBS_FILE (default: the example shipped with notifyagent), serve, and apply it "
+        "again on every save; the config file is reloaded on every save too. Ctrl-C stops "
+        "everything and removes the throwaway cluster.",
+    )
+    p.add_argument("jobs_file", nargs="?", type=Path, help="TOML jobs file")
+    add_agent_options(p)
+
+    p = sub.add_parser(
+        "apply",
+        help="make the database's jobs match a TOML jobs file (prints the diff)",
+        description="Sync JOBS_FILE into the pgagent tables in one transaction, matching jobs "
+        "by name; applying the same file twice changes nothing. Jobs not in the file (made "
+        "in pgAdmin, say) are left alone unless --prune is given.",
+    )
+    _add_common(p)
+    p.add_argument("jobs_file", type=Path, help="TOML jobs file")
+    p.add_argument("--prune", action="store_true", help="delete jobs that are not in the file")
+    p.add_argument("--dry-run", action="store_true", help="print the diff, change nothing")
+
+    p = sub.add_parser("export", help="write the database's jobs as a TOML jobs file")
+    _add_common(p)
+    p.add_argument("-o", "--output", type=Path, help="file to write (default: standard output)")
 
     p = sub.add_parser("status", help="agents, and jobs with next/last run and result")
     _add_common(p)
@@ -230,6 +258,26 @@ async def _next(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _apply(args: argparse.Namespace) -> int:
+    from notifyagent.jobsfile import apply_file
+
+    dsn = conninfo.resolve_dsn(args.dsn)
+    sys.stdout.write(await apply_file(dsn, args.jobs_file, prune=args.prune, dry_run=args.dry_run))
+    return 0
+
+
+async def _export(args: argparse.Namespace) -> int:
+    from notifyagent.jobsfile import export_jobs
+
+    text = await export_jobs(conninfo.resolve_dsn(args.dsn))
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text)
+        logger.info("wrote {}", args.output)
+    return 0
+
+
 async def _status(args: argparse.Namespace) -> int:
     from notifyagent import ops
 
@@ -252,6 +300,14 @@ async def _history(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _dev(args: argparse.Namespace) -> int:
+    from notifyagent.dev import run_dev
+
+    settings, reload = agent_settings(args)
+    log.setup(settings.log_level)
+    return await run_dev(settings, reload, args.jobs_file, config.config_path(args.config))
+
+
 async def _serve(args: argparse.Namespace) -> int:
     from notifyagent.agent import Agent
 
@@ -265,8 +321,11 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = 
     "install": _install,
     "uninstall": _uninstall,
     "serve": _serve,
+    "dev": _dev,
     "next": _next,
     "status": _status,
+    "apply": _apply,
+    "export": _export,
     "run": _run_job,
     "history": _history,
 }

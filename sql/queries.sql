@@ -232,3 +232,104 @@ SELECT sl.jsljlgid, sl.jslid, s.jstname, sl.jslstatus, sl.jslresult, sl.jslstart
   FROM pgagent.pga_jobsteplog sl JOIN pgagent.pga_jobstep s ON s.jstid = sl.jsljstid
  WHERE sl.jsljlgid = ANY(%(runs)s::int[])
  ORDER BY sl.jsljlgid, sl.jslid
+
+-- ---------------------------------------------------------------------------------------------
+-- jobs files (notifyagent apply/export): notifyagent/jobsfile.py
+-- ---------------------------------------------------------------------------------------------
+
+-- name: jobsfile_read
+-- Every job with its class, steps, schedules and exceptions, in one statement (one snapshot),
+-- as JSON. Ordered by name, then id: the order of export, and the order in which jobs, steps
+-- and schedules that share a name are matched.
+SELECT current_database() AS dbname,
+       (SELECT json_agg(json_build_object('id', jclid, 'name', jclname) ORDER BY jclid)
+          FROM pgagent.pga_jobclass) AS classes,
+       (SELECT json_agg(json_build_object(
+                 'id', j.jobid, 'name', j.jobname, 'enabled', j.jobenabled, 'class', c.jclname,
+                 'description', j.jobdesc, 'host_agent', j.jobhostagent,
+                 'steps', (SELECT coalesce(json_agg(json_build_object(
+                                    'id', s.jstid, 'name', s.jstname, 'kind', s.jstkind,
+                                    'code', s.jstcode, 'database', s.jstdbname,
+                                    'connstr', s.jstconnstr, 'on_error', s.jstonerror,
+                                    'enabled', s.jstenabled, 'description', s.jstdesc)
+                                    ORDER BY s.jstname, s.jstid), '[]')
+                             FROM pgagent.pga_jobstep s WHERE s.jstjobid = j.jobid),
+                 'schedules', (SELECT coalesce(json_agg(json_build_object(
+                                    'id', s.jscid, 'name', s.jscname, 'enabled', s.jscenabled,
+                                    'description', s.jscdesc, 'start', s.jscstart,
+                                    'end', s.jscend, 'minutes', s.jscminutes,
+                                    'hours', s.jschours, 'weekdays', s.jscweekdays,
+                                    'monthdays', s.jscmonthdays, 'months', s.jscmonths,
+                                    'exceptions', (SELECT coalesce(json_agg(json_build_object(
+                                                           'date', e.jexdate, 'time', e.jextime)
+                                                           ORDER BY e.jexid), '[]')
+                                                     FROM pgagent.pga_exception e
+                                                    WHERE e.jexscid = s.jscid))
+                                    ORDER BY s.jscname, s.jscid), '[]')
+                                 FROM pgagent.pga_schedule s WHERE s.jscjobid = j.jobid))
+                 ORDER BY j.jobname, j.jobid)
+          FROM pgagent.pga_job j JOIN pgagent.pga_jobclass c ON c.jclid = j.jobjclid) AS jobs
+
+-- name: jobsfile_lock
+-- Serialises concurrent applies (the diff is computed from what this transaction reads).
+SELECT pg_advisory_xact_lock(hashtext('notifyagent.apply'))
+
+-- name: jobsfile_insert_job
+INSERT INTO pgagent.pga_job (jobjclid, jobname, jobdesc, jobhostagent, jobenabled)
+VALUES (%(class)s, %(name)s, %(description)s, %(host_agent)s, %(enabled)s)
+RETURNING jobid
+
+-- name: jobsfile_update_job
+UPDATE pgagent.pga_job
+   SET jobjclid = %(class)s, jobdesc = %(description)s, jobhostagent = %(host_agent)s,
+       jobenabled = %(enabled)s, jobchanged = current_timestamp
+ WHERE jobid = %(id)s
+
+-- name: jobsfile_delete_job
+DELETE FROM pgagent.pga_job WHERE jobid = %(id)s
+
+-- name: jobsfile_insert_step
+INSERT INTO pgagent.pga_jobstep (jstjobid, jstname, jstkind, jstcode, jstdbname, jstconnstr,
+                                 jstonerror, jstenabled, jstdesc)
+VALUES (%(job)s, %(name)s, %(kind)s, %(code)s, %(database)s, %(connstr)s, %(on_error)s,
+        %(enabled)s, %(description)s)
+
+-- name: jobsfile_update_step
+UPDATE pgagent.pga_jobstep
+   SET jstkind = %(kind)s, jstcode = %(code)s, jstdbname = %(database)s,
+       jstconnstr = %(connstr)s, jstonerror = %(on_error)s, jstenabled = %(enabled)s,
+       jstdesc = %(description)s
+ WHERE jstid = %(id)s
+
+-- name: jobsfile_delete_step
+DELETE FROM pgagent.pga_jobstep WHERE jstid = %(id)s
+
+-- name: jobsfile_insert_schedule
+-- Without a start the schedule starts now (to the minute, as pgAdmin's dialog does).
+INSERT INTO pgagent.pga_schedule (jscjobid, jscname, jscdesc, jscenabled, jscstart, jscend,
+                                  jscminutes, jschours, jscweekdays, jscmonthdays, jscmonths)
+VALUES (%(job)s, %(name)s, %(description)s, %(enabled)s,
+        coalesce(%(start)s::timestamptz, date_trunc('minute', current_timestamp)),
+        %(end)s::timestamptz, %(minutes)s::bool[], %(hours)s::bool[], %(weekdays)s::bool[],
+        %(monthdays)s::bool[], %(months)s::bool[])
+RETURNING jscid
+
+-- name: jobsfile_update_schedule
+UPDATE pgagent.pga_schedule
+   SET jscdesc = %(description)s, jscenabled = %(enabled)s, jscstart = %(start)s::timestamptz,
+       jscend = %(end)s::timestamptz, jscminutes = %(minutes)s::bool[],
+       jschours = %(hours)s::bool[], jscweekdays = %(weekdays)s::bool[],
+       jscmonthdays = %(monthdays)s::bool[], jscmonths = %(months)s::bool[]
+ WHERE jscid = %(id)s
+
+-- name: jobsfile_delete_schedule
+DELETE FROM pgagent.pga_schedule WHERE jscid = %(id)s
+
+-- name: jobsfile_insert_exception
+INSERT INTO pgagent.pga_exception (jexscid, jexdate, jextime)
+VALUES (%(schedule)s, %(date)s::date, %(time)s::time)
+
+-- name: jobsfile_delete_exception
+DELETE FROM pgagent.pga_exception
+ WHERE jexscid = %(schedule)s AND jexdate IS NOT DISTINCT FROM %(date)s::date
+   AND jextime IS NOT DISTINCT FROM %(time)s::time
