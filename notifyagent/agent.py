@@ -37,6 +37,7 @@ from notifyagent.errors import (
     SchemaVersionMismatch,
 )
 from notifyagent.jobs import run_steps
+from notifyagent.metrics import HealthServer, Metrics, parse_address
 from notifyagent.queue import DueQueue
 from notifyagent.sqlfiles import query
 from notifyagent.steps import StepRunner
@@ -84,6 +85,10 @@ class Agent:
         self._first_connect: asyncio.Future[None] | None = None
         self._loaded = False
         self._background: set[asyncio.Task[None]] = set()
+        self.metrics = Metrics()
+        self.metrics.queue_size.set_function(lambda: len(self.queue))
+        self.metrics.running.set_function(lambda: len(self.running))
+        self._health: HealthServer | None = None
         #: Set once the due-queue was loaded from the database for the first time.
         self.ready = asyncio.Event()
 
@@ -102,6 +107,13 @@ class Agent:
             conninfo.display(self.settings.dsn),
             self.settings.max_concurrency,
         )
+        if self.settings.metrics_address:
+            self._health = HealthServer(
+                parse_address(self.settings.metrics_address), self.metrics, loop, self.readiness
+            )
+            self._health.start()
+            host, port = self._health.address
+            logger.info("metrics and health on http://{}:{}/metrics, /healthz, /readyz", host, port)
         listener = asyncio.create_task(self._listen_forever(), name="listener")
         tasks: list[asyncio.Task[None]] = [listener]
         try:
@@ -117,6 +129,16 @@ class Agent:
         finally:
             await self._shutdown(tasks)
         return 0
+
+    def readiness(self) -> tuple[bool, str]:
+        """For /readyz: connected, listening and the queue loaded (and not stopping)."""
+        if self._stop.is_set():
+            return False, "stopping"
+        if not self._connected.is_set():
+            return False, "not connected to the database"
+        if not self._loaded:
+            return False, "queue not loaded yet"
+        return True, f"ready: agent {self.agent_id}, {len(self.queue)} job(s) queued"
 
     def request_reload(self, source: str = "SIGHUP") -> None:
         """Read the settings again (config file, environment) and apply what changed."""
@@ -144,8 +166,10 @@ class Agent:
             )
             logger.info("reload: {} {!r} -> {!r}", key, *shown)
         self.settings = new
-        if "log_level" in changes:
-            log.setup(new.log_level)
+        if {"log_level", "log_format"} & changes.keys():
+            log.setup(new.log_level, new.log_format)
+        if "metrics_address" in changes:
+            logger.warning("metrics_address changes take effect at the next start")
         self.runner.max_output = new.max_output
         self.runner.batch_steps = new.batch_steps
         if "dsn" in changes:
@@ -206,6 +230,8 @@ class Agent:
             await self._listen_conn.close()
         await self.store.close()
         await self.runner.close()
+        if self._health is not None:
+            self._health.stop()
         logger.info("notifyagent stopped")
 
     async def _wait_or_cancel_jobs(self) -> None:
@@ -278,6 +304,7 @@ class Agent:
                 backoff = min(backoff * 2, self.settings.max_backoff)
             finally:
                 self._connected.clear()
+                self.metrics.connected.set(0)
                 self._listen_conn = None
                 with contextlib.suppress(Exception):
                     await conn.close()
@@ -300,9 +327,12 @@ class Agent:
             row = await cur.fetchone()
             moved = row["moved"] if row else 0
             logger.info("agent id changed {} -> {}; {} running claim(s) moved", old, new, moved)
+        if old is not None:
+            self.metrics.reconnects.inc()
         self.agent_id = new
         self._resync = True
         self._connected.set()
+        self.metrics.connected.set(1)
         self._wake.set()
         if self._first_connect is not None and not self._first_connect.done():
             logger.info(
@@ -362,6 +392,9 @@ class Agent:
     def _on_notify(self, payload: str, sender: int) -> None:
         kind, _, rest = payload.partition(":")
         origin = ORIGINS.get(kind)
+        self.metrics.notifications.labels(
+            kind if origin or kind in ("ping", "resync") else "other"
+        ).inc()
         if origin is not None:
             try:
                 ids = [int(x) for x in rest.split(",") if x]
@@ -410,10 +443,10 @@ class Agent:
                 await self._sleep_or_stop(0.2)
                 continue
             timeout = self.settings.max_sleep
-            if len(self.running) < self.settings.max_concurrency:
-                nxt = self.queue.next_deadline()
-                if nxt is not None:
-                    timeout = min(timeout, max(0.0, nxt - loop.time()))
+            nxt = self.queue.next_deadline()
+            self.metrics.next_due.set(float("nan") if nxt is None else nxt - loop.time())
+            if nxt is not None and len(self.running) < self.settings.max_concurrency:
+                timeout = min(timeout, max(0.0, nxt - loop.time()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
@@ -565,7 +598,10 @@ class Agent:
 
     async def _run(self, job: ClaimedJob) -> None:
         started = time.monotonic()
-        logger.info(
+        self.metrics.runs_started.labels(job.name).inc()
+        self.metrics.start_lag.observe(max(0.0, job.lag))
+        log = logger.bind(job_id=job.job_id, job_name=job.name)
+        log.bind(lag_ms=round(job.lag * 1000, 1)).info(
             "job {} ({}) started, {:.1f} ms after due, {} step(s)",
             job.job_id,
             job.name,
@@ -575,19 +611,19 @@ class Agent:
         status = "i"
         self._claimed[job.job_id] = job
         try:
-            status = await run_steps(job, self.store, self.runner)
+            status = await run_steps(job, self.store, self.runner, self._observe_step)
         except asyncio.CancelledError:
             status = "d"
         except psycopg.OperationalError as err:
             status = "d"
-            logger.warning(
+            log.warning(
                 "job {} ({}): lost the database during the run ({}); run marked aborted",
                 job.job_id,
                 job.name,
                 " ".join(str(err).split()),
             )
         except Exception as err:
-            logger.opt(exception=err).error(
+            log.opt(exception=err).error(
                 "job {} ({}): internal error, run ends 'i': {}", job.job_id, job.name, err
             )
         finally:
@@ -596,12 +632,15 @@ class Agent:
             self._claimed.pop(job.job_id, None)
             self._dirty.setdefault(job.job_id, Origin.EXPLICIT)
             self._wake.set()
-        logger.info(
-            "job {} ({}) finished: status {} in {:.3f}s",
-            job.job_id,
-            job.name,
-            status,
-            time.monotonic() - started,
+        duration = time.monotonic() - started
+        self.metrics.runs_finished.labels(job.name, status).inc()
+        log.bind(status=status, duration_s=round(duration, 3)).info(
+            "job {} ({}) finished: status {} in {:.3f}s", job.job_id, job.name, status, duration
+        )
+
+    def _observe_step(self, kind: str, status: str, seconds: float) -> None:
+        self.metrics.step_duration.labels("sql" if kind == "s" else "batch", status).observe(
+            seconds
         )
 
     async def _release(self, job: ClaimedJob, status: str) -> None:
@@ -651,6 +690,7 @@ class Agent:
                 try:
                     await self._liveness_check()
                 except (psycopg.Error, OSError) as err:
+                    self.metrics.liveness.labels("error").inc()
                     logger.warning("liveness check failed: {}", err)
             if interval <= 0:
                 return
@@ -664,7 +704,9 @@ class Agent:
         zombies = await self.store.liveness(ping)
         try:
             await asyncio.wait_for(self._ping_back.wait(), 10)
+            self.metrics.liveness.labels("ok").inc()
         except TimeoutError:
+            self.metrics.liveness.labels("ping_lost").inc()
             if self._connected.is_set() and self._listen_conn is not None:
                 logger.warning("notification round trip failed: reconnecting the listener")
                 await self._listen_conn.close()
@@ -676,6 +718,7 @@ class Agent:
             except psycopg.Error as err:
                 logger.error("could not clean up dead agent {}: {}", pid, err)
                 continue
+            self.metrics.zombies.inc()
             logger.warning(
                 "cleaned up dead agent {} (station {}): {} run(s) marked aborted, "
                 "{} job(s) released",

@@ -304,7 +304,7 @@ async def _dev(args: argparse.Namespace) -> int:
     from notifyagent.dev import run_dev
 
     settings, reload = agent_settings(args)
-    log.setup(settings.log_level)
+    log.setup(settings.log_level, settings.log_format)
     return await run_dev(settings, reload, args.jobs_file, config.config_path(args.config))
 
 
@@ -312,7 +312,7 @@ async def _serve(args: argparse.Namespace) -> int:
     from notifyagent.agent import Agent
 
     settings, reload = agent_settings(args)
-    log.setup(settings.log_level)
+    log.setup(settings.log_level, settings.log_format)
     return await Agent(settings, reload=reload).serve()
 
 

@@ -1,8 +1,9 @@
 """A throwaway PostgreSQL cluster made with the local server binaries.
 
 Used by the test suite, the benchmark and ``notifyagent dev``: ``initdb`` + ``pg_ctl`` on a
-free port with the socket in a private temp dir. When running as root the server runs as the ``postgres`` OS
-user (``initdb`` refuses root), which is why every command goes through :meth:`_as_owner`.
+free port with the socket in a private temp dir. When running as root the server runs as the
+``postgres`` OS user (``initdb`` refuses root), which is why every command goes through
+:meth:`_as_owner`.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from notifyagent.errors import ConfigError
 from notifyagent.log import LEVELS
+from notifyagent.metrics import parse_address
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,10 @@ class Settings:
     #: IANA zone the schedules are read in; None = the database's default TimeZone.
     timezone: str | None = None
     log_level: str = "INFO"
+    #: "human" (colored when on a terminal) or "json" (one object per line, for shippers).
+    log_format: str = "human"
+    #: HOST:PORT (or PORT on loopback) for /metrics, /healthz and /readyz; None = off.
+    metrics_address: str | None = None
     #: Longest single sleep of the scheduler, so a paused VM or a clock step cannot make it
     #: oversleep by more than this.
     max_sleep: float = 60.0
@@ -100,6 +105,19 @@ def _level(value: Any) -> str:
     if text not in LEVELS:
         raise ValueError("one of " + ", ".join(LEVELS))
     return text
+
+
+def _log_format(value: Any) -> str:
+    if value not in ("human", "json"):
+        raise ValueError("human or json")
+    return str(value)
+
+
+def _address(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    parse_address(str(value))
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -170,6 +188,19 @@ OPTIONS: tuple[Option, ...] = (
         "which is what pgAdmin uses when it saves a schedule)",
     ),
     Option("log_level", _level, "log level: " + ", ".join(LEVELS) + " (default INFO)"),
+    Option(
+        "log_format",
+        _log_format,
+        "human (default) or json: one JSON object per line with stable fields (job_id, "
+        "job_name, step, status, lag_ms, duration_s) for log shippers",
+    ),
+    Option(
+        "metrics_address",
+        _address,
+        "serve Prometheus /metrics, /healthz and /readyz on PORT (loopback) or HOST:PORT "
+        "(default: off; a change needs a restart)",
+        live=False,
+    ),
 )
 BY_NAME = {o.name: o for o in OPTIONS}
 

@@ -8,14 +8,20 @@ when a step vanished before it could be logged, else ``s`` (also for a job witho
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from loguru import logger
 
 from notifyagent.steps import StepRunner
 from notifyagent.store import ClaimedJob, Store
 
+#: Called with (step kind, step status, seconds) after every step, e.g. for metrics.
+StepObserver = Callable[[str, str, float], None]
 
-async def run_steps(job: ClaimedJob, store: Store, runner: StepRunner) -> str:
+
+async def run_steps(
+    job: ClaimedJob, store: Store, runner: StepRunner, observe: StepObserver | None = None
+) -> str:
     """Run every step of ``job``, writing its step log rows; return the job status."""
     for n, step in enumerate(job.steps):
         jslid = job.first_jslid if n == 0 else await store.step_start(job.jlgid, step.id)
@@ -31,6 +37,9 @@ async def run_steps(job: ClaimedJob, store: Store, runner: StepRunner) -> str:
         started = time.monotonic()
         outcome = await runner.run(job.job_id, step)
         status = "s" if outcome.ok else step.onerror
+        elapsed = time.monotonic() - started
+        if observe is not None:
+            observe(step.kind, status, elapsed)
         logger.debug(
             "job {} step {} ({}) -> {} result={} in {:.3f}s",
             job.job_id,
@@ -38,10 +47,10 @@ async def run_steps(job: ClaimedJob, store: Store, runner: StepRunner) -> str:
             step.name,
             status,
             outcome.result,
-            time.monotonic() - started,
+            elapsed,
         )
         if not outcome.ok:
-            logger.info(
+            logger.bind(job_id=job.job_id, job_name=job.name, step=step.name, status=status).info(
                 "job {} ({}): step {} ({}) failed (on error '{}'): {}",
                 job.job_id,
                 job.name,

@@ -128,7 +128,7 @@ BEGIN
       SELECT min(pgagent.pga_next_schedule(jscid, jscstart, jscend, jscminutes, jschours,
                                           jscweekdays, jscmonthdays, jscmonths))
         FROM pgagent.pga_schedule WHERE jscenabled AND jscjobid = OLD.jobid);
-  EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format THEN
+  EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format OR numeric_value_out_of_range THEN
     NEW.jobnextrun := 'infinity';
   END;
   RETURN NEW;
