@@ -106,8 +106,12 @@ def test_readyz_follows_the_database(own_cluster: Cluster, agent_factory: Factor
     url = f"http://127.0.0.1:{port}/readyz"
     assert get(url)[0] == 200
     own_cluster.stop()
-    _, body = wait_for(lambda: (r := get(url))[0] == 503 and r, 15, what="unready")
-    assert "not connected" in body
+
+    def unready() -> str | None:
+        code, body = get(url)
+        return body if code == 503 else None
+
+    assert "not connected" in wait_for(unready, 15, what="/readyz to say unready")
     assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200  # alive, just not ready
     own_cluster.start()
     wait_for(lambda: get(url)[0] == 200, 30, what="ready again")
