@@ -20,7 +20,7 @@ import itertools
 import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -38,6 +38,7 @@ from notifyagent.errors import (
 )
 from notifyagent.jobs import run_steps
 from notifyagent.metrics import HealthServer, Metrics, parse_address
+from notifyagent.policy import DEFAULT, Policy
 from notifyagent.queue import DueQueue
 from notifyagent.sqlfiles import query
 from notifyagent.steps import StepRunner
@@ -47,6 +48,7 @@ from notifyagent.timetable import Origin, Row, Timetable
 CHANNEL = "notifyagent"
 ORIGINS = {o.value: o for o in (Origin.EXPLICIT, Origin.RECOMPUTED, Origin.SCHEDULES)}
 ORIGINS["exception"] = Origin.SCHEDULES
+POLICY = "policy"
 #: First retry delay for a due job whose row another session holds locked.
 LOCKED_RETRY = 0.05
 
@@ -73,6 +75,10 @@ class Agent:
         self._stop = asyncio.Event()
         self._abort = asyncio.Event()
         self._dirty: dict[int, Origin] = {}
+        self._dirty_policies: set[int] = set()
+        self.policies: dict[int, Policy] = {}
+        #: failed attempts of jobs whose policy retries them
+        self._attempts: dict[int, int] = {}
         self._resync = True
         self.timetable: Timetable | None = None
         #: server clock minus local clock (seconds), measured with every job_states query
@@ -125,6 +131,7 @@ class Agent:
                 self._first_connect.result()  # a fatal schema error ends serve() here
                 await self.store.open()
                 tasks.append(asyncio.create_task(self._liveness_forever(), name="liveness"))
+                tasks.append(asyncio.create_task(self._retention_forever(), name="retention"))
                 await self._schedule_forever()
         finally:
             await self._shutdown(tasks)
@@ -407,6 +414,14 @@ class Agent:
                         self._dirty[job_id] = origin
                 self._wake.set()
                 return
+        elif kind == POLICY:
+            try:
+                self._dirty_policies.update(int(x) for x in rest.split(",") if x)
+            except ValueError:
+                pass
+            else:
+                self._wake.set()
+                return
         elif payload == "resync":
             logger.debug("resync requested by a notification")
             self._resync = True
@@ -464,6 +479,8 @@ class Agent:
             self._resync = False
             self._dirty.clear()
             started = time.monotonic()
+            self._dirty_policies.clear()
+            self.policies = await self.store.policies(None)
             self.timetable.replace(await self.store.schedules(None), None)
             states = await self.store.job_states(None)
             await self._apply_states(states, {s.job_id: Origin.RESYNC for s in states}, full=True)
@@ -478,6 +495,13 @@ class Agent:
                 )
             else:
                 logger.info("resynced: {} scheduled job(s)", len(self.queue))
+        if self._dirty_policies:
+            ids, self._dirty_policies = sorted(self._dirty_policies), set()
+            found = await self.store.policies(ids)
+            for job_id in ids:
+                self.policies.pop(job_id, None)
+            self.policies.update(found)
+            logger.debug("policies reloaded for job(s) {}", ids)
         if self._dirty:
             dirty, self._dirty = self._dirty, {}
             changed = sorted(j for j, o in dirty.items() if o is Origin.SCHEDULES)
@@ -516,7 +540,8 @@ class Agent:
                 )
                 self._rerun[s.job_id] = s.next_run
             row = Row(s.job_id, s.enabled, s.agent_id is not None, s.next_run, s.never)
-            wanted, value = self.timetable.correction(row, origin, now)
+            catchup_skip = self.policies.get(s.job_id, DEFAULT).catchup == "skip"
+            wanted, value = self.timetable.correction(row, origin, now, catchup_skip)
             if wanted and s.job_id not in self.running:
                 corrections.append((s.job_id, s.next_run, value))
         corrected: dict[int, datetime | None] = {}
@@ -611,7 +636,9 @@ class Agent:
         status = "i"
         self._claimed[job.job_id] = job
         try:
-            status = await run_steps(job, self.store, self.runner, self._observe_step)
+            status = await run_steps(
+                job, self.store, self.runner, self._observe_step, self.policy(job.job_id)
+            )
         except asyncio.CancelledError:
             status = "d"
         except psycopg.OperationalError as err:
@@ -638,6 +665,48 @@ class Agent:
             "job {} ({}) finished: status {} in {:.3f}s", job.job_id, job.name, status, duration
         )
 
+    def policy(self, job_id: int) -> Policy:
+        return self.policies.get(job_id, DEFAULT)
+
+    def _after_run(self, job: ClaimedJob, status: str) -> datetime | None:
+        """The next run this run's outcome asks for, before the schedule's: a Run now made
+        while it ran, a retry of a failure (policy retries), or a run that fell due while it
+        ran (policy overlap queue-one)."""
+        rerun = self._rerun.pop(job.job_id, None)
+        if rerun is not None:
+            return rerun
+        policy = self.policy(job.job_id)
+        now = self.server_now()
+        if status == "f" and policy.retries > 0:
+            attempt = self._attempts.get(job.job_id, 0) + 1
+            if attempt <= policy.retries:
+                self._attempts[job.job_id] = attempt
+                delay = policy.retry_delay_for(attempt)
+                logger.bind(job_id=job.job_id, job_name=job.name).info(
+                    "job {} ({}) failed: retry {} of {} in {:g}s",
+                    job.job_id,
+                    job.name,
+                    attempt,
+                    policy.retries,
+                    delay,
+                )
+                return now + timedelta(seconds=delay)
+            logger.warning(
+                "job {} ({}) failed after {} retries", job.job_id, job.name, policy.retries
+            )
+        self._attempts.pop(job.job_id, None)
+        if policy.overlap == "queue-one" and job.claimed_at and self.timetable is not None:
+            missed = self.timetable.next_run(job.job_id, job.claimed_at)
+            if missed is not None and missed <= now:
+                logger.info(
+                    "job {} ({}) fell due at {} while it ran: running it again now",
+                    job.job_id,
+                    job.name,
+                    missed,
+                )
+                return missed
+        return None
+
     def _observe_step(self, kind: str, status: str, seconds: float) -> None:
         self.metrics.step_duration.labels("sql" if kind == "s" else "batch", status).observe(
             seconds
@@ -647,7 +716,7 @@ class Agent:
         """Release ``job`` whatever happens: retry while the database is away; if the triggers
         cannot compute its next run, release it without that (and say why)."""
         delay = 0.1
-        rerun = self._rerun.pop(job.job_id, None)
+        rerun = self._after_run(job, status)
         while True:
             agent = self.agent_id
             assert agent is not None
@@ -680,6 +749,31 @@ class Agent:
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.settings.max_backoff)
+
+    # -- history retention --------------------------------------------------------------
+
+    async def _retention_forever(self) -> None:
+        """Delete old run history now and then (off the scheduling path; off by default)."""
+        while not self._stop.is_set():
+            days, keep = self.settings.history_days, self.settings.history_keep
+            if (days is not None or keep is not None) and self._connected.is_set():
+                try:
+                    deleted = await self.store.prune_history(days, keep)
+                except (psycopg.Error, OSError) as err:
+                    logger.warning("history cleanup failed: {}", err)
+                else:
+                    if deleted is None:
+                        logger.debug("history cleanup: another agent is doing it")
+                    else:
+                        self.metrics.history_deleted.inc(deleted)
+                        logger.info(
+                            "history cleanup: deleted {} run(s) (older than {} days / beyond "
+                            "the newest {} per job)",
+                            deleted,
+                            "-" if days is None else f"{days:g}",
+                            "-" if keep is None else keep,
+                        )
+            await self._sleep_or_stop(max(1.0, self.settings.history_interval))
 
     # -- liveness -----------------------------------------------------------------------
 

@@ -39,6 +39,12 @@ class Settings:
     log_format: str = "human"
     #: HOST:PORT (or PORT on loopback) for /metrics, /healthz and /readyz; None = off.
     metrics_address: str | None = None
+    #: Delete finished runs older than this many days (None = keep them, pgAgent's way).
+    history_days: float | None = None
+    #: Keep only the newest N runs of each job (None = all).
+    history_keep: int | None = None
+    #: Seconds between history cleanups (only when history_days or history_keep is set).
+    history_interval: float = 3600.0
     #: Longest single sleep of the scheduler, so a paused VM or a clock step cannot make it
     #: oversleep by more than this.
     max_sleep: float = 60.0
@@ -105,6 +111,13 @@ def _level(value: Any) -> str:
     if text not in LEVELS:
         raise ValueError("one of " + ", ".join(LEVELS))
     return text
+
+
+def _optional(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def optional(value: Any) -> Any:
+        return None if value in (None, "", "off") else parse(value)
+
+    return optional
 
 
 def _log_format(value: Any) -> str:
@@ -193,6 +206,23 @@ OPTIONS: tuple[Option, ...] = (
         _log_format,
         "human (default) or json: one JSON object per line with stable fields (job_id, "
         "job_name, step, status, lag_ms, duration_s) for log shippers",
+    ),
+    Option(
+        "history_days",
+        _optional(_seconds),
+        "delete runs (pga_joblog, and their step logs) older than this many days; off by "
+        "default, as pgAgent keeps history forever",
+    ),
+    Option(
+        "history_keep",
+        _optional(_int(1)),
+        "keep only the newest N runs of each job; off by default",
+    ),
+    Option(
+        "history_interval",
+        _seconds,
+        "seconds between history cleanups, done in small batches by one agent at a time "
+        "(default 3600)",
     ),
     Option(
         "metrics_address",

@@ -7,12 +7,14 @@ when a step vanished before it could be logged, else ``s`` (also for a job witho
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
 from loguru import logger
 
-from notifyagent.steps import StepRunner
+from notifyagent.policy import DEFAULT, Policy
+from notifyagent.steps import Outcome, StepRunner
 from notifyagent.store import ClaimedJob, Store
 
 #: Called with (step kind, step status, seconds) after every step, e.g. for metrics.
@@ -20,9 +22,18 @@ StepObserver = Callable[[str, str, float], None]
 
 
 async def run_steps(
-    job: ClaimedJob, store: Store, runner: StepRunner, observe: StepObserver | None = None
+    job: ClaimedJob,
+    store: Store,
+    runner: StepRunner,
+    observe: StepObserver | None = None,
+    policy: Policy = DEFAULT,
 ) -> str:
-    """Run every step of ``job``, writing its step log rows; return the job status."""
+    """Run every step of ``job``, writing its step log rows; return the job status.
+
+    The policy's job and step timeouts cancel a step (SQL: cancel request; batch: its process
+    group is killed) and fail it and the job with an output that says which limit it hit.
+    """
+    deadline = None if policy.job_timeout is None else time.monotonic() + policy.job_timeout
     for n, step in enumerate(job.steps):
         jslid = job.first_jslid if n == 0 else await store.step_start(job.jlgid, step.id)
         if jslid is None:
@@ -35,8 +46,18 @@ async def run_steps(
             )
             return "i"
         started = time.monotonic()
-        outcome = await runner.run(job.job_id, step)
-        status = "s" if outcome.ok else step.onerror
+        limit, which, configured = _limit(policy, deadline, started)
+        try:
+            outcome = await asyncio.wait_for(runner.run(job.job_id, step), limit)
+            status = "s" if outcome.ok else step.onerror
+        except TimeoutError:
+            outcome = Outcome(
+                False,
+                -1,
+                f"notifyagent: step cancelled after {time.monotonic() - started:.1f}s: "
+                f"the {which} timeout of {configured:g}s (notifyagent.job_policy) was reached",
+            )
+            status = "f"
         elapsed = time.monotonic() - started
         if observe is not None:
             observe(step.kind, status, elapsed)
@@ -63,6 +84,18 @@ async def run_steps(
         if status == "f" or not logged:
             return "f"
     return "s"
+
+
+def _limit(policy: Policy, deadline: float | None, now: float) -> tuple[float | None, str, float]:
+    """How long the next step may run, which timeout sets that limit, and its setting."""
+    limits = []
+    if policy.step_timeout is not None:
+        limits.append((policy.step_timeout, "step", policy.step_timeout))
+    if deadline is not None and policy.job_timeout is not None:
+        limits.append((max(0.0, deadline - now), "job", policy.job_timeout))
+    if not limits:
+        return None, "", 0.0
+    return min(limits)
 
 
 def first_line(output: str) -> str:

@@ -67,6 +67,9 @@ class Metrics:
         self.zombies = Counter(
             "notifyagent_dead_agents_cleaned", "Dead agents cleaned up", registry=r
         )
+        self.history_deleted = Counter(
+            "notifyagent_history_deleted", "Runs deleted by history retention", registry=r
+        )
         self.connected = Gauge(
             "notifyagent_connected", "1 while the LISTEN connection is up", registry=r
         )

@@ -18,6 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from notifyagent import conninfo
 from notifyagent.db import IdleCheck
+from notifyagent.policy import Policy
 from notifyagent.schedule import Schedule, ScheduleError, schedule_from_arrays
 from notifyagent.sqlfiles import query
 from notifyagent.steps import Outcome, Step
@@ -55,6 +56,8 @@ class ClaimedJob:
     first_jslid: int | None = None
     #: jobnextrun when it was claimed (the due time of this run).
     due: datetime | None = None
+    #: the claim's transaction time (joblastrun)
+    claimed_at: datetime | None = None
 
 
 class Store:
@@ -141,6 +144,10 @@ class Store:
                 )
         return found
 
+    async def policies(self, ids: Sequence[int] | None) -> dict[int, Policy]:
+        rows = await self._rows("policies", {"ids": list(ids) if ids is not None else None})
+        return {int(r["jobid"]): Policy.from_row(dict(r)) for r in rows}
+
     async def correct_next_runs(
         self, corrections: Sequence[tuple[int, datetime | None, datetime | None]]
     ) -> set[int]:
@@ -174,6 +181,7 @@ class Store:
                 steps=[Step.from_json(s) for s in r["steps"]],
                 first_jslid=r["first_jslid"],
                 due=r["due"],
+                claimed_at=r["claimed_at"],
             )
             for r in rows
         ]
@@ -222,6 +230,27 @@ class Store:
     async def reap_zombie(self, pid: int) -> dict[str, Any]:
         rows = await self._rows("reap_zombie", {"pid": pid})
         return dict(rows[0])
+
+    async def prune_history(
+        self, days: float | None, keep: int | None, batch: int = 1000
+    ) -> int | None:
+        """Delete old runs in batches; None when another agent holds the retention lock."""
+        deleted = 0
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(query("retention_lock"))
+            row = await cur.fetchone()
+            if row is None or not row["locked"]:
+                return None
+            try:
+                while True:
+                    cur = await conn.execute(
+                        query("retention_delete"), {"days": days, "keep": keep, "batch": batch}
+                    )
+                    deleted += cur.rowcount
+                    if cur.rowcount < batch:
+                        return deleted
+            finally:
+                await conn.execute(query("retention_unlock"))
 
     async def unregister(self, agent: int) -> None:
         await self._rows("unregister", {"agent": agent})

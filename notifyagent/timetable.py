@@ -88,10 +88,19 @@ class Timetable:
             return None
         return job_next_run(schedules, now, self.tz)
 
+    def is_scheduled_time(self, job_id: int, when: dt.datetime) -> bool:
+        """Whether ``when`` is a time the job's schedules produce (not an explicit Run now)."""
+        return self.next_run(job_id, when - dt.timedelta(minutes=1)) == when
+
     def correction(
-        self, row: Row, origin: Origin, now: dt.datetime
+        self, row: Row, origin: Origin, now: dt.datetime, catchup_skip: bool = False
     ) -> tuple[bool, dt.datetime | None]:
-        """``(True, value)`` when the stored next run must become ``value`` (None = NULL)."""
+        """``(True, value)`` when the stored next run must become ``value`` (None = NULL).
+
+        ``catchup_skip`` (policy catchup = skip): after a (re)connect, a missed *scheduled*
+        time is replaced by the next one instead of running once; an explicit time (Run now)
+        still runs.
+        """
         if not row.enabled or row.claimed or origin is Origin.EXPLICIT:
             return False, None
         engine = self.next_run(row.job_id, now)
@@ -99,6 +108,8 @@ class Timetable:
         if stored == engine and not (row.never and engine is None):
             return False, None
         if origin is Origin.RESYNC and stored is not None and stored <= now:
+            if catchup_skip and self.is_scheduled_time(row.job_id, stored):
+                return True, engine
             return False, None  # due or overdue: it runs once first, then the schedule resumes
         if row.never and engine is None:
             return True, None

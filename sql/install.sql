@@ -1,4 +1,4 @@
--- notifyagent's own database objects (schema version 1).
+-- notifyagent's own database objects (schema version 2).
 -- Applied in one transaction by `notifyagent install` (and by `serve` when missing or older).
 -- The pgagent extension's objects are never altered: we only add triggers that call our
 -- functions. None of them writes a row, so pgAdmin's `xmin = txid_current()` lookup still
@@ -8,7 +8,24 @@ CREATE SCHEMA IF NOT EXISTS notifyagent;
 COMMENT ON SCHEMA notifyagent IS 'notifyagent: change notifications and safety triggers for the pgagent schema';
 
 CREATE OR REPLACE FUNCTION notifyagent.version() RETURNS int
-LANGUAGE sql IMMUTABLE AS 'SELECT 1';
+LANGUAGE sql IMMUTABLE AS 'SELECT 2';
+
+-- Per-job policies: what pgAgent cannot express. A job without a row behaves like pgAgent.
+-- Rows go with their job (ON DELETE CASCADE), so pgAdmin's job deletion keeps working.
+CREATE TABLE IF NOT EXISTS notifyagent.job_policy (
+  jobid int PRIMARY KEY REFERENCES pgagent.pga_job (jobid) ON DELETE CASCADE,
+  job_timeout interval CHECK (job_timeout > interval '0'),
+  step_timeout interval CHECK (step_timeout > interval '0'),
+  retries int NOT NULL DEFAULT 0 CHECK (retries BETWEEN 0 AND 100),
+  retry_delay interval NOT NULL DEFAULT '1 minute' CHECK (retry_delay >= interval '0'),
+  overlap text NOT NULL DEFAULT 'skip' CHECK (overlap IN ('skip', 'queue-one')),
+  catchup text NOT NULL DEFAULT 'once' CHECK (catchup IN ('once', 'skip'))
+);
+COMMENT ON TABLE notifyagent.job_policy IS
+  'notifyagent per-job policies: job_timeout / step_timeout cancel and fail a run; retries '
+  'failed runs after retry_delay, doubling each time; overlap skip (pgAgent) or queue-one '
+  '(a run due while the job runs follows right after); catchup once (pgAgent: one run after '
+  'downtime) or skip (no run for missed times)';
 
 -- Send the ids of the jobs a statement touched on channel "notifyagent" as "<kind>:<id>,<id>,...".
 -- Chunks of 700 ids keep each payload under NOTIFY's 8000-byte limit; a change too large to
@@ -100,6 +117,22 @@ BEGIN
   RETURN NULL;
 END $$;
 
+CREATE OR REPLACE FUNCTION notifyagent.policy_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    PERFORM notifyagent.notify_jobs('policy', ARRAY(SELECT jobid FROM new_rows ORDER BY 1));
+  ELSIF TG_OP = 'DELETE' THEN
+    PERFORM notifyagent.notify_jobs('policy', ARRAY(SELECT jobid FROM old_rows ORDER BY 1));
+  ELSIF TG_OP = 'UPDATE' THEN
+    PERFORM notifyagent.notify_jobs('policy', ARRAY(
+      SELECT jobid FROM new_rows UNION SELECT jobid FROM old_rows ORDER BY 1));
+  ELSE
+    PERFORM pg_notify('notifyagent', 'resync');
+  END IF;
+  RETURN NULL;
+END $$;
+
 -- A claim of a job that is not due (disabled, no next run, or next run in the future) is stale:
 -- pgAgent's poll thread can arrive after another agent already ran and released the job, and
 -- would run it a second time. Skipping the row makes that claim affect 0 rows instead.
@@ -178,3 +211,12 @@ CREATE OR REPLACE TRIGGER notifyagent_exception_delete AFTER DELETE ON pgagent.p
   REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION notifyagent.exception_changed();
 CREATE OR REPLACE TRIGGER notifyagent_exception_truncate AFTER TRUNCATE ON pgagent.pga_exception
   FOR EACH STATEMENT EXECUTE FUNCTION notifyagent.exception_changed();
+
+CREATE OR REPLACE TRIGGER notifyagent_policy_insert AFTER INSERT ON notifyagent.job_policy
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION notifyagent.policy_changed();
+CREATE OR REPLACE TRIGGER notifyagent_policy_update AFTER UPDATE ON notifyagent.job_policy
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION notifyagent.policy_changed();
+CREATE OR REPLACE TRIGGER notifyagent_policy_delete AFTER DELETE ON notifyagent.job_policy
+  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION notifyagent.policy_changed();
+CREATE OR REPLACE TRIGGER notifyagent_policy_truncate AFTER TRUNCATE ON notifyagent.job_policy
+  FOR EACH STATEMENT EXECUTE FUNCTION notifyagent.policy_changed();

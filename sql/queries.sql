@@ -141,6 +141,7 @@ first_logged AS (
   SELECT l.jlgid, s.first_step, 'r' FROM logged l JOIN steps s ON s.jstjobid = l.jlgjobid
   RETURNING jslid, jsljlgid)
 SELECT c.jobid, c.jobname, l.jlgid, f.jslid AS first_jslid, c.jobnextrun AS due,
+       now() AS claimed_at,
        extract(epoch FROM clock_timestamp() - c.jobnextrun)::float8 AS lag,
        coalesce(s.steps, '[]') AS steps
   FROM claimed c
@@ -333,3 +334,33 @@ VALUES (%(schedule)s, %(date)s::date, %(time)s::time)
 DELETE FROM pgagent.pga_exception
  WHERE jexscid = %(schedule)s AND jexdate IS NOT DISTINCT FROM %(date)s::date
    AND jextime IS NOT DISTINCT FROM %(time)s::time
+
+-- name: policies
+SELECT jobid, job_timeout, step_timeout, retries, retry_delay, overlap, catchup
+  FROM notifyagent.job_policy
+ WHERE %(ids)s::int[] IS NULL OR jobid = ANY(%(ids)s::int[])
+
+-- History retention (off by default) ----------------------------------------------------------
+
+-- name: retention_lock
+-- Only one agent prunes at a time (session lock on the connection doing the deletes).
+SELECT pg_try_advisory_lock(hashtext('notifyagent.retention')) AS locked
+
+-- name: retention_unlock
+SELECT pg_advisory_unlock(hashtext('notifyagent.retention'))
+
+-- name: retention_delete
+-- One batch of finished runs older than "days" and/or beyond the newest "keep" of their job;
+-- their step logs go by ON DELETE CASCADE. Running runs ('r') are never touched.
+WITH ranked AS (
+  SELECT jlgid, jlgstart, jlgstatus,
+         row_number() OVER (PARTITION BY jlgjobid ORDER BY jlgid DESC) AS newest
+    FROM pgagent.pga_joblog),
+doomed AS (
+  SELECT jlgid FROM ranked
+   WHERE jlgstatus <> 'r'
+     AND ((%(days)s::float8 IS NOT NULL
+           AND jlgstart < now() - make_interval(secs => %(days)s::float8 * 86400))
+       OR (%(keep)s::int IS NOT NULL AND newest > %(keep)s::int))
+   LIMIT %(batch)s)
+DELETE FROM pgagent.pga_joblog WHERE jlgid IN (SELECT jlgid FROM doomed)

@@ -73,7 +73,7 @@ def test_registers_like_pgagent_and_installs_triggers(db: Database, agent: Agent
     # the identity is the LISTEN connection, whose last statement was the registration
     assert "pga_jobagent" in backend[0]["query"]
     assert backend[0]["state"] == "idle"
-    assert db.value("SELECT notifyagent.version()") == 1
+    assert db.value("SELECT notifyagent.version()") == 2
     assert "installed notifyagent triggers" in agent.log()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
+from notifyagent.schema import NOTIFYAGENT_SCHEMA_VERSION
 from tests.agent import make_job, sql_step, tick_job
 from tests.cli import run_cli
 from tests.pg import Database
@@ -26,7 +27,7 @@ def payloads(conn: psycopg.Connection[tuple[object, ...]]) -> list[str]:
 
 def test_install_is_idempotent_and_versioned(db: Database) -> None:
     install(db)
-    assert db.value("SELECT notifyagent.version()") == 1
+    assert db.value("SELECT notifyagent.version()") == NOTIFYAGENT_SCHEMA_VERSION
     triggers = db.value(
         "SELECT count(*) FROM pg_trigger WHERE tgname LIKE '%notifyagent%' AND NOT tgisinternal"
     )
@@ -34,7 +35,7 @@ def test_install_is_idempotent_and_versioned(db: Database) -> None:
     assert r.code == 0
     assert "up to date" in r.err
     assert db.value("SELECT count(*) FROM pg_trigger WHERE tgname LIKE '%notifyagent%'") == triggers
-    assert triggers == 15
+    assert triggers == 19
     r = run_cli("uninstall", "--dsn", db.dsn)
     assert r.code == 0, r.err
     assert db.value("SELECT count(*) FROM pg_trigger WHERE tgname LIKE '%notifyagent%'") == 0
@@ -49,7 +50,12 @@ def test_no_trigger_on_log_tables(db: Database) -> None:
         "SELECT DISTINCT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
         "WHERE t.tgname LIKE '%notifyagent%'"
     )
-    assert {r["relname"] for r in tables} == {"pga_job", "pga_schedule", "pga_exception"}
+    assert {r["relname"] for r in tables} == {
+        "pga_job",
+        "pga_schedule",
+        "pga_exception",
+        "job_policy",
+    }
 
 
 def test_job_changes_notify_with_job_ids(db: Database) -> None:
