@@ -1,12 +1,13 @@
 """The agent: listens for changes, keeps the due-queue, claims and runs jobs on time.
 
-Four tasks share one event loop:
+These tasks share one event loop:
 
 * the *listener* owns the LISTEN connection, which is also the agent's identity in
   ``pga_jobagent`` (its backend pid), and turns notifications into dirty job ids;
 * the *scheduler* owns the due-queue: it refreshes what changed, claims due jobs up to the
   free concurrency slots and sleeps until the next deadline or the next notification;
 * the *liveness* task checks the notification round trip and reaps dead agents;
+* the *retention* task deletes old run history (only when configured);
 * one task per running job.
 
 No task polls the job table: an idle agent sends only the liveness check.
@@ -49,6 +50,9 @@ CHANNEL = "notifyagent"
 ORIGINS = {o.value: o for o in (Origin.EXPLICIT, Origin.RECOMPUTED, Origin.SCHEDULES)}
 ORIGINS["exception"] = Origin.SCHEDULES
 POLICY = "policy"
+#: How long a liveness check (a query and the ping's round trip) may take before the
+#: database is taken to be unreachable and the LISTEN connection is replaced.
+LIVENESS_TIMEOUT = 15.0
 #: First retry delay for a due job whose row another session holds locked.
 LOCKED_RETRY = 0.05
 
@@ -58,13 +62,7 @@ class Agent:
         self.settings = settings
         self._reload_settings = reload
         self.queue = DueQueue()
-        self.store = Store(settings.dsn, max_size=min(settings.max_concurrency, 8) + 2)
-        self.runner = StepRunner(
-            settings.dsn,
-            max_output=settings.max_output,
-            batch_steps=settings.batch_steps,
-            max_idle=settings.max_concurrency,
-        )
+        self.store, self.runner = self._connections()
         self.agent_id: int | None = None
         self.running: dict[int, asyncio.Task[None]] = {}
         self._claimed: dict[int, ClaimedJob] = {}
@@ -76,6 +74,7 @@ class Agent:
         self._abort = asyncio.Event()
         self._dirty: dict[int, Origin] = {}
         self._dirty_policies: set[int] = set()
+        self._schedules_changed: set[int] = set()
         self.policies: dict[int, Policy] = {}
         #: failed attempts of jobs whose policy retries them
         self._attempts: dict[int, int] = {}
@@ -97,6 +96,15 @@ class Agent:
         self._health: HealthServer | None = None
         #: Set once the due-queue was loaded from the database for the first time.
         self.ready = asyncio.Event()
+
+    def _connections(self) -> tuple[Store, StepRunner]:
+        """The bookkeeping pool and the step runner for the current settings."""
+        s = self.settings
+        store = Store(s.dsn, max_size=min(s.max_concurrency, 8) + 2)
+        runner = StepRunner(
+            s.dsn, max_output=s.max_output, batch_steps=s.batch_steps, max_idle=s.max_concurrency
+        )
+        return store, runner
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -191,13 +199,7 @@ class Agent:
     def _replace_connections(self) -> None:
         """New pools for the new DSN; jobs running now finish on the old ones."""
         old_store, old_runner = self.store, self.runner
-        self.store = Store(self.settings.dsn, max_size=min(self.settings.max_concurrency, 8) + 2)
-        self.runner = StepRunner(
-            self.settings.dsn,
-            max_output=self.settings.max_output,
-            batch_steps=self.settings.batch_steps,
-            max_idle=self.settings.max_concurrency,
-        )
+        self.store, self.runner = self._connections()
         running = list(self.running.values())
 
         async def retire() -> None:
@@ -408,10 +410,12 @@ class Agent:
             except ValueError:
                 ids = []
             if ids:
+                # notifications arrive in commit order, so the last one says who wrote the
+                # stored next run last: a client (honour it) or a recompute (check it)
                 for job_id in ids:
-                    seen = self._dirty.get(job_id)
-                    if seen is None or seen.rank < origin.rank:
-                        self._dirty[job_id] = origin
+                    self._dirty[job_id] = origin
+                if origin is Origin.SCHEDULES:
+                    self._schedules_changed.update(ids)
                 self._wake.set()
                 return
         elif kind == POLICY:
@@ -478,6 +482,7 @@ class Agent:
         if self._resync:
             self._resync = False
             self._dirty.clear()
+            self._schedules_changed.clear()
             started = time.monotonic()
             self._dirty_policies.clear()
             self.policies = await self.store.policies(None)
@@ -504,7 +509,7 @@ class Agent:
             logger.debug("policies reloaded for job(s) {}", ids)
         if self._dirty:
             dirty, self._dirty = self._dirty, {}
-            changed = sorted(j for j, o in dirty.items() if o is Origin.SCHEDULES)
+            changed, self._schedules_changed = sorted(self._schedules_changed), set()
             if changed:
                 self.timetable.replace(await self.store.schedules(changed), changed)
             states = await self.store.job_states(sorted(dirty))
@@ -781,8 +786,23 @@ class Agent:
         while not self._stop.is_set():
             interval = self.settings.liveness_interval
             if self._connected.is_set():
+                # not wait_for: cancelling a query on a stalled link can itself stall
+                check = asyncio.ensure_future(self._liveness_check())
+                done, _ = await asyncio.wait({check}, timeout=LIVENESS_TIMEOUT)
                 try:
-                    await self._liveness_check()
+                    if not done:
+                        check.cancel()
+                        self._background.add(check)
+                        check.add_done_callback(self._background.discard)
+                        raise TimeoutError
+                    check.result()
+                except TimeoutError:
+                    self.metrics.liveness.labels("timeout").inc()
+                    logger.warning(
+                        "liveness check got no answer in {:g}s: reconnecting", LIVENESS_TIMEOUT
+                    )
+                    if self._listen_conn is not None:
+                        await self._listen_conn.close()
                 except (psycopg.Error, OSError) as err:
                     self.metrics.liveness.labels("error").inc()
                     logger.warning("liveness check failed: {}", err)

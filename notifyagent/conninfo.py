@@ -12,14 +12,16 @@ import threading
 
 from psycopg import conninfo as pgconninfo
 
-#: TCP keepalives for every connection the agent makes, unless the DSN says otherwise.
-#: Without them a half-open link is noticed only after the kernel default of about two hours.
+#: TCP keepalives (and a connect timeout) for the agent's own connections, unless the DSN
+#: says otherwise. Without them a half-open link is noticed only after the kernel default of
+#: about two hours, and a connect through a stalled path never returns.
 KEEPALIVES: dict[str, str] = {
     "keepalives": "1",
     "keepalives_idle": "30",
     "keepalives_interval": "10",
     "keepalives_count": "3",
     "tcp_user_timeout": "30000",
+    "connect_timeout": "10",
 }
 
 _secrets: set[str] = set()
@@ -31,8 +33,6 @@ def resolve_dsn(cli_value: str | None) -> str:
     """``--dsn``, else ``NOTIFYAGENT_DSN``, else "" (libpq then reads the ``PG*`` variables)."""
     dsn = cli_value or os.environ.get("NOTIFYAGENT_DSN", "")
     register_secrets(dsn)
-    if pw := os.environ.get("PGPASSWORD"):
-        add_secret(pw)
     return dsn
 
 
@@ -48,7 +48,10 @@ def add_secret(secret: str) -> None:
 
 
 def register_secrets(dsn: str) -> None:
-    """Remember the password of ``dsn`` (if any) so that :func:`scrub` can hide it."""
+    """Remember the password of ``dsn`` (if any) and ``$PGPASSWORD`` so that :func:`scrub`
+    can hide them."""
+    if pw := os.environ.get("PGPASSWORD"):
+        add_secret(pw)
     try:
         params = parse(dsn)
     except Exception:

@@ -33,12 +33,6 @@ class Origin(enum.Enum):
     SCHEDULES = "schedule"  # its schedules or exceptions changed
     RESYNC = "resync"  # everything reloaded after a (re)connect
 
-    @property
-    def rank(self) -> int:
-        return _RANK[self]
-
-
-_RANK = {Origin.EXPLICIT: 0, Origin.RECOMPUTED: 1, Origin.SCHEDULES: 2, Origin.RESYNC: 3}
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 from collections.abc import Callable, Iterator
 
+import psycopg
 import pytest
 
 from notifyagent import preview
@@ -239,3 +240,24 @@ def test_run_now_while_running_runs_again_after(db: Database, agent: AgentProces
     assert [r["jlgstatus"] for r in joblogs(db, jobid)] == ["s", "s"]
     assert db.value("SELECT count(*) FROM public.tick") == 2
     agent.wait_log("Run now while it runs")
+
+
+def test_run_now_right_after_a_schedule_edit_is_honoured(db: Database, agent: AgentProcess) -> None:
+    """Both changes can reach the agent in one batch: the later one (Run now) wins."""
+    jobid = tick_job(db, "edited")
+    with psycopg.connect(db.dsn, autocommit=True) as conn:
+        add_schedule_sql = (
+            "INSERT INTO pgagent.pga_schedule (jscjobid, jscname, jscminutes, jschours) "
+            "VALUES (%s, 's', %s::bool[], %s::bool[])"
+        )
+        hour = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=5)).hour
+        conn.execute(add_schedule_sql, (jobid, bools(60, {0}), bools(24, {hour})))
+        asked = conn.execute(
+            "UPDATE pgagent.pga_job SET jobnextrun = now() WHERE jobid = %s "
+            "RETURNING clock_timestamp()",
+            (jobid,),
+        ).fetchone()
+    assert asked is not None
+    logs = wait_finished(db, jobid, timeout=10)
+    assert (logs[0]["jlgstart"] - asked[0]).total_seconds() < 5
+    assert wait_truthful(db, jobid).hour == hour  # and then the schedule is back in charge
