@@ -1,11 +1,13 @@
 """Jobs as code: a TOML jobs file synced into the pgagent tables (``apply``) and written from
 them (``export``).
 
-The file is a list of ``[[jobs]]``, each with ``[[jobs.steps]]`` and ``[[jobs.schedules]]``
-(``notifyagent/examples/jobs.toml`` shows every field). Jobs are matched by name; the steps and
-schedules of a job by their name too; a job, step or schedule whose name occurs several times is
-matched by its position among those of that name (ordered by id in the database). Jobs whose
-name is not in the file (made in pgAdmin, say) are left alone unless ``prune`` is asked for.
+The file is a list of ``[[jobs]]``, each with ``[[jobs.steps]]`` and ``[[jobs.schedules]]`` and
+optionally a ``[jobs.policy]`` (a row of ``notifyagent.job_policy``; a job without one has no
+row, which is pgAgent's behaviour); ``notifyagent/examples/jobs.toml`` shows every field. Jobs
+are matched by name; the steps and schedules of a job by their name too; a job, step or
+schedule whose name occurs several times is matched by its position among those of that name
+(ordered by id in the database). Jobs whose name is not in the file (made in pgAdmin, say) are
+left alone unless ``prune`` is asked for.
 
 Layers: :func:`loads`/:func:`load` parse and validate (pure), :func:`diff` compares the
 database's jobs with the file's and makes a :class:`Plan` (pure), :func:`render_jobs` writes a
@@ -17,10 +19,13 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import json
+import math
+import re
 import tomllib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -40,7 +45,16 @@ ARRAY_FIELDS: tuple[str, ...] = tuple(FIELDS)
 #: PostgreSQL's ``name`` type (pga_jobstep.jstdbname) keeps at most this many bytes.
 NAME_MAX_BYTES = 63
 
-JOB_KEYS = ("name", "class", "description", "enabled", "host_agent", "steps", "schedules")
+JOB_KEYS = (
+    "name",
+    "class",
+    "description",
+    "enabled",
+    "host_agent",
+    "policy",
+    "steps",
+    "schedules",
+)
 STEP_KEYS = ("name", "kind", "database", "connstr", "on_error", "enabled", "description", "code")
 SCHEDULE_KEYS = (
     "name",
@@ -52,6 +66,11 @@ SCHEDULE_KEYS = (
     "exceptions",
 )
 EXCEPTION_KEYS = ("date", "time")
+POLICY_KEYS = ("job_timeout", "step_timeout", "retries", "retry_delay", "overlap", "catchup")
+#: notifyagent.job_policy's CHECK constraints
+OVERLAP = ("skip", "queue-one")
+CATCHUP = ("once", "skip")
+MAX_RETRIES = 100
 
 Bools = tuple[bool, ...]
 
@@ -118,6 +137,18 @@ class ScheduleSpec:
 
 
 @dataclass(frozen=True)
+class PolicySpec:
+    """A row of ``notifyagent.job_policy``; the defaults are the columns' defaults."""
+
+    job_timeout: dt.timedelta | None = None
+    step_timeout: dt.timedelta | None = None
+    retries: int = 0
+    retry_delay: dt.timedelta = dt.timedelta(minutes=1)
+    overlap: str = "skip"
+    catchup: str = "once"
+
+
+@dataclass(frozen=True)
 class JobSpec:
     name: str
     enabled: bool = True
@@ -126,6 +157,8 @@ class JobSpec:
     host_agent: str = ""
     steps: tuple[StepSpec, ...] = ()
     schedules: tuple[ScheduleSpec, ...] = ()
+    #: None: no row in notifyagent.job_policy (pgAgent's behaviour)
+    policy: PolicySpec | None = None
     id: int | None = field(default=None, compare=False)
 
 
@@ -140,6 +173,7 @@ STEP_FIELDS = tuple(
     (k, k) for k in ("kind", "database", "connstr", "on_error", "enabled", "description", "code")
 )
 SCHEDULE_FIELDS = tuple((k, k) for k in ("enabled", "start", "end", *ARRAY_FIELDS, "description"))
+POLICY_FIELDS = tuple((k, k) for k in POLICY_KEYS)
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -288,6 +322,114 @@ def _exception(table: Mapping[str, Any], where: _Where) -> ExceptionSpec:
     return ExceptionSpec(day, clock)
 
 
+#: duration units (singular, plural, short) -> seconds; written back as d, h, m, s
+_UNITS: dict[str, int] = {
+    **dict.fromkeys(("d", "day", "days"), 86_400),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3_600),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60),
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1),
+}
+_DURATION_PART = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-z]*)\s*")
+DURATION_SYNTAX = (
+    'a number of seconds, or a text like "90s", "5 min", "1h30m", "2 hours" '
+    "(units d, h, m, s or their names, largest first)"
+)
+
+
+def _duration_seconds(text: str) -> Decimal:
+    """ "1h30m" -> 5400; raises ValueError with the reason."""
+    bad = ValueError(f"{text!r} is not a duration: give {DURATION_SYNTAX}")
+    if not text.strip():
+        raise bad
+    total, pos, last = Decimal(0), 0, None
+    while pos < len(text):
+        m = _DURATION_PART.match(text, pos)
+        if m is None:
+            raise bad
+        number, name = m.groups()
+        if not name:
+            if pos == 0 and m.end() == len(text):
+                raise ValueError(f'{text!r} has no unit: write {number} (seconds) or "{number}s"')
+            raise bad
+        unit = _UNITS.get(name)
+        if unit is None:
+            raise bad
+        if last is not None and unit >= last:
+            raise ValueError(f'{text!r}: give each unit once, largest first (like "1h30m")')
+        total += Decimal(number) * unit
+        pos, last = m.end(), unit
+    return total
+
+
+def parse_duration(value: object) -> dt.timedelta:
+    """A duration in a jobs file: a number of seconds (TOML integer or float) or a text like
+    "90s", "5 min", "1h30m", "2 hours"; raises ValueError with the reason (microseconds are
+    kept, as in PostgreSQL's interval)."""
+    if isinstance(value, str):
+        seconds = _duration_seconds(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        seconds = Decimal(value)
+    elif isinstance(value, float) and math.isfinite(value):
+        seconds = Decimal(repr(value))
+    else:
+        raise ValueError(f"{_show(value)} is not a duration: give {DURATION_SYNTAX}")
+    if seconds < 0:
+        raise ValueError(f"{_show(value)} is negative")
+    micro = (seconds * 1_000_000).to_integral_value(ROUND_HALF_EVEN)
+    try:
+        return dt.timedelta(microseconds=int(micro))
+    except OverflowError:
+        raise ValueError(f"{_show(value)} is too long") from None
+
+
+def render_duration(value: dt.timedelta) -> str:
+    """A duration in the file's syntax, largest unit first: "1h30m", "1m30s", "0.5s", "0s"."""
+    micro = value // dt.timedelta(microseconds=1)
+    sign, micro = ("-", -micro) if micro < 0 else ("", micro)
+    days, micro = divmod(micro, 86_400_000_000)
+    hours, micro = divmod(micro, 3_600_000_000)
+    minutes, micro = divmod(micro, 60_000_000)
+    seconds, micro = divmod(micro, 1_000_000)
+    parts = [f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "m")) if n]
+    if seconds or micro or not parts:
+        parts.append(f"{seconds}{f'.{micro:06d}'.rstrip('0') if micro else ''}s")
+    return sign + "".join(parts)
+
+
+def _duration(
+    table: Mapping[str, Any], key: str, where: _Where, *, positive: bool
+) -> dt.timedelta | None:
+    if key not in table:
+        return None
+    try:
+        value = parse_duration(table[key])
+    except ValueError as err:
+        raise where.error(key, str(err)) from None
+    if positive and not value:
+        raise where.error(key, f"must be more than 0 (leave {key} out for no timeout)")
+    return value
+
+
+def _policy(value: object, where: _Where) -> PolicySpec:
+    if not isinstance(value, dict):
+        raise where.error(None, f"{_show(value)} is not a table (write [jobs.policy])")
+    _check_keys(value, POLICY_KEYS, where)
+    retries = value.get("retries", 0)
+    if isinstance(retries, bool) or not isinstance(retries, int):
+        raise where.error("retries", f"{_show(retries)} is not a whole number (0 to {MAX_RETRIES})")
+    if not 0 <= retries <= MAX_RETRIES:
+        raise where.error("retries", f"{retries} is out of range (0 to {MAX_RETRIES})")
+    retry_delay = _duration(value, "retry_delay", where, positive=False)
+    return PolicySpec(
+        job_timeout=_duration(value, "job_timeout", where, positive=True),
+        step_timeout=_duration(value, "step_timeout", where, positive=True),
+        retries=retries,
+        retry_delay=PolicySpec.retry_delay if retry_delay is None else retry_delay,
+        overlap=_choice(value, "overlap", where, OVERLAP, PolicySpec.overlap),
+        catchup=_choice(value, "catchup", where, CATCHUP, PolicySpec.catchup),
+    )
+
+
 def _step(table: Mapping[str, Any], where: _Where) -> StepSpec:
     _check_keys(table, STEP_KEYS, where)
     name = _string(table, "name", where)
@@ -365,6 +507,7 @@ def _job(table: Mapping[str, Any], where: _Where) -> JobSpec:
         _schedule(t, where.at(item=f"schedules[{n}]"))
         for n, t in enumerate(_tables(table, "schedules", where, "[[jobs.schedules]]"), 1)
     )
+    policy = None if "policy" not in table else _policy(table["policy"], where.at(item="policy"))
     return JobSpec(
         name=name,
         enabled=_bool(table, "enabled", where, True),
@@ -373,6 +516,7 @@ def _job(table: Mapping[str, Any], where: _Where) -> JobSpec:
         host_agent=_string(table, "host_agent", where, ""),
         steps=steps,
         schedules=schedules,
+        policy=policy,
     )
 
 
@@ -439,6 +583,23 @@ def _check_unique_exceptions(jobs: Sequence[JobSpec], source: str) -> None:
                 seen[e] = here
 
 
+def check_policy_table(
+    jobs: Sequence[JobSpec], present: bool, source: str, dbname: str = ""
+) -> None:
+    """A file with policies needs notifyagent's table ``notifyagent.job_policy``, made by
+    ``notifyagent install`` (or ``serve`` on start), not by apply."""
+    if present:
+        return
+    where = f"database {_quote(dbname)}" if dbname else "the database"
+    for job in jobs:
+        if job.policy is not None:
+            raise _Where(source, f"job {_quote(job.name)}").error(
+                "policy",
+                f"{where} has no table notifyagent.job_policy (notifyagent's own schema is not "
+                "installed): run notifyagent install first, or remove the [jobs.policy] tables",
+            )
+
+
 def check_classes(jobs: Sequence[JobSpec], known: Sequence[str], source: str) -> None:
     """Every job's class must exist in pga_jobclass (notifyagent does not create classes)."""
     for job in jobs:
@@ -491,6 +652,10 @@ class JobPlan:
     changes: list[FieldChange] = field(default_factory=list)
     steps: list[StepPlan] = field(default_factory=list)
     schedules: list[SchedulePlan] = field(default_factory=list)
+    #: the job's row in notifyagent.job_policy: "add", "change" (``policy_changes``), "remove"
+    #: (the file has no [jobs.policy]: back to pgAgent's behaviour) or "same"
+    policy_action: Action = "same"
+    policy_changes: list[FieldChange] = field(default_factory=list)
     #: why a job is removed: "not in the file" (prune) or "the file has N of that name"
     reason: str = ""
 
@@ -577,6 +742,17 @@ def _schedule_plan(
     return plan
 
 
+def _policy_plan(
+    current: PolicySpec | None, wanted: PolicySpec | None
+) -> tuple[Action, list[FieldChange]]:
+    if current is None:
+        return ("same" if wanted is None else "add"), []
+    if wanted is None:
+        return "remove", []
+    changes = _compare(POLICY_FIELDS, current, wanted)
+    return ("change" if changes else "same"), changes
+
+
 def _step_plan(current: StepSpec | None, wanted: StepSpec | None, label: str) -> StepPlan:
     if current is None:
         return StepPlan("add", label, None, wanted)
@@ -627,6 +803,7 @@ def diff(
                         _schedule_plan(c, w, lbl)
                         for c, w, lbl in _match("schedule", (), want.schedules)
                     ],
+                    policy_action="same" if want.policy is None else "add",
                 )
             )
             continue
@@ -637,8 +814,10 @@ def diff(
             _schedule_plan(c, w, lbl)
             for c, w, lbl in _match("schedule", cur.schedules, want.schedules)
         ]
+        job.policy_action, job.policy_changes = _policy_plan(cur.policy, want.policy)
         if (
             job.changes
+            or job.policy_action != "same"
             or any(p.action != "same" for p in job.steps)
             or any(p.action != "same" for p in job.schedules)
         ):
@@ -725,6 +904,39 @@ def _change_lines(change: FieldChange, indent: str) -> list[str]:
     return [f"{indent}{change.field}: {old_text} -> {new_text}"]
 
 
+def _policy_value(value: object) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, dt.timedelta):
+        return render_duration(value)
+    return str(value)
+
+
+def _policy_items(policy: PolicySpec) -> list[tuple[str, object]]:
+    """The keys whose value is not the column's default (what export writes)."""
+    default = PolicySpec()
+    return [
+        (key, getattr(policy, key))
+        for key in POLICY_KEYS
+        if getattr(policy, key) != getattr(default, key)
+    ]
+
+
+def _policy_lines(job: JobPlan) -> list[str]:
+    if job.policy_action == "add":
+        assert job.wanted is not None
+        assert job.wanted.policy is not None
+        items = _policy_items(job.wanted.policy)
+        text = "; ".join(f"{k} {_policy_value(v)}" for k, v in items) or "all defaults"
+        return [f"    + policy: {text}"]
+    if job.policy_action == "remove":
+        return ["    - policy: none in the file, back to pgAgent's behaviour"]
+    return [
+        f"    ~ policy: {c.field}: {_policy_value(c.old)} -> {_policy_value(c.new)}"
+        for c in job.policy_changes
+    ]
+
+
 def _step_summary(s: StepSpec) -> str:
     if s.kind == "batch":
         text = "batch"
@@ -776,6 +988,7 @@ def _render_plan(plan: Plan, source: str, dry_run: bool) -> str:
             lines.append(f"~ {job.label}")
         for change in job.changes:
             lines.extend(_change_lines(change, "    "))
+        lines.extend(_policy_lines(job))
         for step in job.steps:
             if step.action == "same":
                 continue
@@ -879,6 +1092,9 @@ HEADER = """\
 # Schedule fields take values, lists and ranges: minutes = "0,30", hours = "8-17",
 # weekdays = "mon-fri", monthdays = "1,15,last", months = ["jan", "jul"]; an omitted field
 # means any. A schedule without start keeps its stored start (new schedules: now).
+# [jobs.policy] is notifyagent's per-job policy (job_timeout, step_timeout, retries,
+# retry_delay, overlap, catchup; durations like "90s", "5 min", "1h30m"); a job without one
+# behaves as under pgAgent.
 """
 
 
@@ -896,6 +1112,16 @@ def render_jobs(jobs: Sequence[JobSpec], *, origin: str = "") -> str:
         if job.host_agent:
             out.append(f"host_agent = {toml_string(job.host_agent)}")
         out.append("")
+        if job.policy is not None:
+            out.append("[jobs.policy]")
+            for key, value in _policy_items(job.policy):
+                if isinstance(value, dt.timedelta):
+                    out.append(f'{key} = "{render_duration(value)}"')
+                elif isinstance(value, int):
+                    out.append(f"{key} = {value}")
+                else:
+                    out.append(f"{key} = {toml_string(str(value))}")
+            out.append("")
         for step in job.steps:
             out.append("[[jobs.steps]]")
             out.append(f"name = {toml_string(step.name)}")
@@ -969,7 +1195,19 @@ def _timestamp(text: str | None, what: str) -> dt.datetime | None:
         ) from None
 
 
-def job_from_row(row: Mapping[str, Any]) -> JobSpec:
+def policy_from_row(row: Mapping[str, Any]) -> PolicySpec:
+    """A row of ``jobsfile_read_policies`` (intervals as timedelta) -> :class:`PolicySpec`."""
+    return PolicySpec(
+        job_timeout=row["job_timeout"],
+        step_timeout=row["step_timeout"],
+        retries=int(row["retries"]),
+        retry_delay=row["retry_delay"],
+        overlap=str(row["overlap"]),
+        catchup=str(row["catchup"]),
+    )
+
+
+def job_from_row(row: Mapping[str, Any], policy: PolicySpec | None = None) -> JobSpec:
     """A job as the ``jobsfile_read`` query returns it (JSON) -> :class:`JobSpec` with ids."""
     steps = tuple(
         StepSpec(
@@ -1016,6 +1254,7 @@ def job_from_row(row: Mapping[str, Any]) -> JobSpec:
         host_agent=row["host_agent"],
         steps=steps,
         schedules=schedules,
+        policy=policy,
         id=row["id"],
     )
 
@@ -1025,17 +1264,28 @@ class DbState:
     classes: dict[str, int]
     jobs: list[JobSpec]
     dbname: str
+    #: whether notifyagent.job_policy exists (notifyagent's schema is installed)
+    policies: bool = False
 
 
 async def read_state(conn: db.AsyncConn) -> DbState:
-    """Every job with its steps, schedules and exceptions, in one statement (one snapshot)."""
+    """Every job with its steps, schedules and exceptions, in one statement, and the policies
+    when notifyagent's table exists (export reads both in one snapshot; apply after its lock)."""
+    cur = await conn.execute(query("jobsfile_policy_table"))
+    present = await cur.fetchone()
+    assert present is not None
+    policies: dict[int, PolicySpec] = {}
+    if present["present"]:
+        cur = await conn.execute(query("jobsfile_read_policies"))
+        policies = {r["jobid"]: policy_from_row(r) for r in await cur.fetchall()}
     cur = await conn.execute(query("jobsfile_read"))
     row = await cur.fetchone()
     assert row is not None
     return DbState(
         classes={c["name"]: c["id"] for c in row["classes"] or []},
-        jobs=[job_from_row(j) for j in row["jobs"] or []],
+        jobs=[job_from_row(j, policies.get(j["id"])) for j in row["jobs"] or []],
         dbname=row["dbname"],
+        policies=bool(present["present"]),
     )
 
 
@@ -1051,6 +1301,10 @@ def _step_params(step: StepSpec) -> dict[str, Any]:
         "enabled": step.enabled,
         "description": step.description,
     }
+
+
+def _policy_params(jobid: int, policy: PolicySpec) -> dict[str, Any]:
+    return {"job": jobid, **{key: getattr(policy, key) for key in POLICY_KEYS}}
 
 
 def _schedule_params(sched: ScheduleSpec) -> dict[str, Any]:
@@ -1191,6 +1445,14 @@ class _Writer:
                     assert sched.current is not None
                     assert sched.current.id is not None
                     await self.insert_exceptions(sched.current.id, sched.exceptions_added, what)
+            what = f"{job.label}: policy"
+            if job.policy_action == "remove":
+                await self.run("jobsfile_delete_policy", {"job": jobid}, what)
+            elif job.policy_action in ("add", "change"):
+                assert job.wanted.policy is not None
+                await self.run(
+                    "jobsfile_upsert_policy", _policy_params(jobid, job.wanted.policy), what
+                )
 
 
 async def apply_file(
@@ -1208,6 +1470,7 @@ async def apply_file(
                 await conn.execute(query("jobsfile_lock"))
             state = await read_state(conn)
             check_classes(wanted, list(state.classes), source)
+            check_policy_table(wanted, state.policies, source, state.dbname)
             plan = diff(state.jobs, wanted, prune, source=source)
             if not dry_run:
                 await _Writer(conn, state.classes, source).write(plan)
@@ -1219,7 +1482,9 @@ async def export_jobs(dsn: str) -> str:
     conn = await db.connect(dsn, app="notifyagent export")
     async with conn:
         await schema.verify_pgagent(conn)
-        state = await read_state(conn)
+        async with conn.transaction():
+            await conn.execute(query("jobsfile_snapshot"))
+            state = await read_state(conn)
     return render_jobs(state.jobs, origin=f"database {_quote(state.dbname)}")
 
 
@@ -1230,19 +1495,24 @@ __all__ = [
     "JobPlan",
     "JobSpec",
     "Plan",
+    "PolicySpec",
     "SchedulePlan",
     "ScheduleSpec",
     "StepPlan",
     "StepSpec",
     "apply_file",
     "check_classes",
+    "check_policy_table",
     "diff",
     "export_jobs",
     "job_from_row",
     "load",
     "loads",
     "parse",
+    "parse_duration",
+    "policy_from_row",
     "read_state",
+    "render_duration",
     "render_field",
     "render_jobs",
     "toml_string",

@@ -34,7 +34,6 @@ class Origin(enum.Enum):
     RESYNC = "resync"  # everything reloaded after a (re)connect
 
 
-
 @dataclass(frozen=True)
 class Row:
     """The columns of a pga_job row that matter here."""

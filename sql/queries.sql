@@ -335,6 +335,33 @@ DELETE FROM pgagent.pga_exception
  WHERE jexscid = %(schedule)s AND jexdate IS NOT DISTINCT FROM %(date)s::date
    AND jextime IS NOT DISTINCT FROM %(time)s::time
 
+-- name: jobsfile_snapshot
+-- export: the jobs and their policies (two statements) from one snapshot
+SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY
+
+-- name: jobsfile_policy_table
+-- Whether notifyagent's own schema is installed (it may not be: apply/export need only pgagent).
+SELECT to_regclass('notifyagent.job_policy') IS NOT NULL AS present
+
+-- name: jobsfile_read_policies
+SELECT jobid, job_timeout, step_timeout, retries, retry_delay, overlap, catchup
+  FROM notifyagent.job_policy
+
+-- name: jobsfile_upsert_policy
+-- Every column is written: a key left out of [jobs.policy] means the column's default.
+INSERT INTO notifyagent.job_policy (jobid, job_timeout, step_timeout, retries, retry_delay,
+                                    overlap, catchup)
+VALUES (%(job)s, %(job_timeout)s::interval, %(step_timeout)s::interval, %(retries)s,
+        %(retry_delay)s::interval, %(overlap)s, %(catchup)s)
+ON CONFLICT (jobid) DO UPDATE
+   SET job_timeout = excluded.job_timeout, step_timeout = excluded.step_timeout,
+       retries = excluded.retries, retry_delay = excluded.retry_delay,
+       overlap = excluded.overlap, catchup = excluded.catchup
+
+-- name: jobsfile_delete_policy
+-- No [jobs.policy] in the file: no row, which is pgAgent's behaviour.
+DELETE FROM notifyagent.job_policy WHERE jobid = %(job)s
+
 -- name: policies
 SELECT jobid, job_timeout, step_timeout, retries, retry_delay, overlap, catchup
   FROM notifyagent.job_policy

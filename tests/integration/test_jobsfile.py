@@ -1,4 +1,5 @@
-"""Jobs files against a real database: apply (idempotent, dry run, prune), export round trip."""
+"""Jobs files against a real database: apply (idempotent, dry run, prune), export round trip,
+per-job policies (notifyagent.job_policy, present only once notifyagent is installed)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from notifyagent import jobsfile
+from notifyagent import jobsfile, schema
+from notifyagent.db import connect
 from notifyagent.errors import ConfigError
 from tests.cli import run_cli
 from tests.pg import Database, Server, new_database
@@ -84,10 +86,39 @@ UNION ALL SELECT 'step ' || jstid || ' ' || xmin FROM pgagent.pga_jobstep
 UNION ALL SELECT 'schedule ' || jscid || ' ' || xmin FROM pgagent.pga_schedule
 UNION ALL SELECT 'exception ' || jexid || ' ' || xmin FROM pgagent.pga_exception
 """
+POLICY_ROWS = "SELECT 'policy ' || jobid || ' ' || xmin FROM notifyagent.job_policy"
+HAS_POLICY_TABLE = "SELECT to_regclass('notifyagent.job_policy') IS NOT NULL"
 
 
 def rows(db: Database) -> set[str]:
-    return {next(iter(r.values())) for r in db.rows(ROWS)}
+    found = {next(iter(r.values())) for r in db.rows(ROWS)}
+    if db.value(HAS_POLICY_TABLE):
+        found |= {next(iter(r.values())) for r in db.rows(POLICY_ROWS)}
+    return found
+
+
+def policies(db: Database) -> list[dict[str, object]]:
+    return db.rows(
+        "SELECT j.jobname, p.job_timeout::text, p.step_timeout::text, p.retries, "
+        "p.retry_delay::text, p.overlap, p.catchup "
+        "FROM notifyagent.job_policy p JOIN pgagent.pga_job j USING (jobid) ORDER BY j.jobname"
+    )
+
+
+def install(db: Database) -> None:
+    async def run() -> None:
+        conn = await connect(db.dsn)
+        async with conn:
+            await schema.install(conn)
+
+    asyncio.run(run())
+    assert db.value(HAS_POLICY_TABLE)
+
+
+@pytest.fixture
+def notifyagent_schema(db: Database) -> None:
+    """notifyagent's own objects in ``db`` (the example's [jobs.policy] needs job_policy)."""
+    install(db)
 
 
 def apply(db: Database, path: Path, *, prune: bool = False, dry_run: bool = False) -> str:
@@ -104,10 +135,25 @@ def write(tmp_path: Path, text: str, name: str = "jobs.toml") -> Path:
     return path
 
 
+@pytest.mark.usefixtures("notifyagent_schema")
 def test_example_applies_cleanly_and_twice_is_a_no_op(db: Database) -> None:
     out = apply(db, EXAMPLE)
     assert out.endswith(f"{EXAMPLE}: 4 jobs added, 0 changed, 0 removed, 0 unchanged\n")
-    assert '+ job "purge heartbeats": class Routine Maintenance\n' in out
+    assert (
+        '+ job "purge heartbeats": class Routine Maintenance\n'
+        "    + policy: job_timeout 10m; retries 2; retry_delay 2m\n"
+    ) in out
+    assert policies(db) == [
+        {
+            "jobname": "purge heartbeats",
+            "job_timeout": "00:10:00",
+            "step_timeout": None,
+            "retries": 2,
+            "retry_delay": "00:02:00",
+            "overlap": "skip",
+            "catchup": "once",
+        }
+    ]
     jobs = db.rows(
         "SELECT j.jobname, c.jclname, j.jobenabled, j.jobnextrun IS NOT NULL AS scheduled "
         "FROM pgagent.pga_job j JOIN pgagent.pga_jobclass c ON c.jclid = j.jobjclid "
@@ -159,9 +205,11 @@ def test_example_applies_cleanly_and_twice_is_a_no_op(db: Database) -> None:
     assert rows(db) == before
 
 
+@pytest.mark.usefixtures("notifyagent_schema")
 def test_dry_run_writes_nothing_and_prints_the_same_diff(db: Database, tmp_path: Path) -> None:
     dry = apply(db, EXAMPLE, dry_run=True)
     assert db.value("SELECT count(*) FROM pgagent.pga_job") == 0
+    assert db.value("SELECT count(*) FROM notifyagent.job_policy") == 0
     real = apply(db, EXAMPLE)
     assert dry == real + "dry run: nothing was written\n"
 
@@ -175,6 +223,7 @@ def test_dry_run_writes_nothing_and_prints_the_same_diff(db: Database, tmp_path:
     assert rows(db) == before
 
 
+@pytest.mark.usefixtures("notifyagent_schema")
 def test_pgadmin_jobs_are_left_alone_unless_prune(db: Database) -> None:
     db.execute(PGADMIN_JOBS)
     out = apply(db, EXAMPLE)
@@ -231,6 +280,7 @@ def test_export_then_apply_is_a_no_op(db: Database, other_db: Database, tmp_path
     assert export(other_db).replace(other_db.name, db.name) == text
 
 
+@pytest.mark.usefixtures("notifyagent_schema")
 def test_changes_update_rows_in_place(db: Database, tmp_path: Path) -> None:
     apply(db, EXAMPLE)
     ids = {
@@ -353,6 +403,7 @@ def test_errors_name_file_job_and_field_and_write_nothing(db: Database, tmp_path
     assert rows(db) == before
 
 
+@pytest.mark.usefixtures("notifyagent_schema")
 def test_cli_apply_and_export(db: Database, tmp_path: Path) -> None:
     r = run_cli("apply", str(EXAMPLE), "--dry-run", "--dsn", db.dsn)
     assert r.code == 0, r.err
@@ -373,3 +424,174 @@ def test_cli_apply_and_export(db: Database, tmp_path: Path) -> None:
     r = run_cli("apply", str(bad), "--dsn", db.dsn)
     assert r.code == 2
     assert "class: 'Backups' is not a job class" in r.err
+
+
+POLICY_JOB = """
+[[jobs]]
+name = "j"
+
+[jobs.policy]
+job_timeout = "10 min"
+retries = 2
+retry_delay = "2 min"
+"""
+
+
+@pytest.mark.usefixtures("notifyagent_schema")
+def test_policies_are_added_changed_in_place_and_removed(db: Database, tmp_path: Path) -> None:
+    db.execute(PGADMIN_JOBS)
+    hand_made = db.value("SELECT jobid FROM pgagent.pga_job WHERE jobname = 'hand made'")
+    db.execute("INSERT INTO notifyagent.job_policy (jobid, retries) VALUES (%s, 7)", (hand_made,))
+    path = write(tmp_path, POLICY_JOB)
+    assert apply(db, path) == (
+        '+ job "j": class Routine Maintenance\n'
+        "    + policy: job_timeout 10m; retries 2; retry_delay 2m\n"
+        f"{path}: 1 job added, 0 changed, 0 removed, 0 unchanged; 2 jobs not in the file left "
+        "alone (--prune deletes them)\n"
+    )
+    hand_made_policy = {
+        "jobname": "hand made",
+        "job_timeout": None,
+        "step_timeout": None,
+        "retries": 7,
+        "retry_delay": "00:01:00",
+        "overlap": "skip",
+        "catchup": "once",
+    }
+    j_policy = {
+        **hand_made_policy,
+        "jobname": "j",
+        "job_timeout": "00:10:00",
+        "retries": 2,
+        "retry_delay": "00:02:00",
+    }
+    assert policies(db) == [hand_made_policy, j_policy]
+
+    # the second apply writes nothing
+    before = rows(db)
+    assert apply(db, path).startswith(f"{path}: no changes (1 job up to date)")
+    assert rows(db) == before
+
+    # a change: the policy row is updated, the job's own row is not touched
+    path.write_text(POLICY_JOB.replace("retries = 2", 'retries = 3\novercap = "x"'))
+    with pytest.raises(ConfigError, match=re.escape("policy.overcap: unknown key (did you mean")):
+        apply(db, path)
+    path.write_text(POLICY_JOB.replace("retries = 2", 'retries = 3\noverlap = "queue-one"'))
+    out = apply(db, path)
+    assert out.startswith(
+        '~ job "j"\n'
+        "    ~ policy: retries: 2 -> 3\n"
+        "    ~ policy: overlap: skip -> queue-one\n"
+        f"{path}: 0 jobs added, 1 changed, 0 removed, 0 unchanged;"
+    )
+    assert policies(db) == [hand_made_policy, {**j_policy, "retries": 3, "overlap": "queue-one"}]
+    j = db.value("SELECT jobid FROM pgagent.pga_job WHERE jobname = 'j'")
+    assert {r.rsplit(" ", 1)[0] for r in before ^ rows(db)} == {f"policy {j}"}
+
+    # [jobs.policy] dropped from the file: no row any more (pgAgent's behaviour)
+    path.write_text('[[jobs]]\nname = "j"\n')
+    out = apply(db, path)
+    assert out.startswith(
+        '~ job "j"\n'
+        "    - policy: none in the file, back to pgAgent's behaviour\n"
+        f"{path}: 0 jobs added, 1 changed, 0 removed, 0 unchanged;"
+    )
+    assert policies(db) == [hand_made_policy]
+    before = rows(db)
+    assert apply(db, path).startswith(f"{path}: no changes (1 job up to date)")
+    assert rows(db) == before
+
+    # an empty table: a row with the columns' defaults
+    path.write_text('[[jobs]]\nname = "j"\n[jobs.policy]\n')
+    assert "    + policy: all defaults\n" in apply(db, path)
+    assert policies(db) == [
+        hand_made_policy,
+        {**hand_made_policy, "jobname": "j", "retries": 0},
+    ]
+
+    # pruned jobs take their policies with them
+    apply(db, path, prune=True)
+    assert [p["jobname"] for p in policies(db)] == ["j"]
+
+
+def test_export_then_apply_is_a_no_op_with_policies(
+    db: Database, other_db: Database, tmp_path: Path
+) -> None:
+    install(db)
+    install(other_db)
+    db.execute(PGADMIN_JOBS)
+    db.execute(
+        "INSERT INTO notifyagent.job_policy "
+        "(jobid, job_timeout, step_timeout, retries, retry_delay, overlap, catchup) "
+        "SELECT jobid, '1 mon 2 hours 0.5 seconds', '90 seconds', 100, '0', 'queue-one', 'skip' "
+        "FROM pgagent.pga_job WHERE jobname = 'nightly_cleanup'"
+    )
+    db.execute(
+        "INSERT INTO notifyagent.job_policy (jobid) "
+        "SELECT jobid FROM pgagent.pga_job WHERE jobname = 'hand made'"
+    )
+    text = export(db)
+    assert (
+        'name = "nightly_cleanup"\n'
+        'class = "Routine Maintenance"\n'
+        'description = "Purge expired sessions in appdb and delete old CSV exports"\n'
+        "\n"
+        "[jobs.policy]\n"
+        'job_timeout = "30d2h0.5s"\n'
+        'step_timeout = "1m30s"\n'
+        "retries = 100\n"
+        'retry_delay = "0s"\n'
+        'overlap = "queue-one"\n'
+        'catchup = "skip"\n'
+        "\n"
+        "[[jobs.steps]]\n"
+    ) in text
+    # all defaults: an empty table, which is a row (not the same as none)
+    assert 'host_agent = "station-7"\n\n[jobs.policy]\n\n[[jobs.steps]]\n' in text
+    path = write(tmp_path, text)
+
+    before = rows(db)
+    assert apply(db, path) == f"{path}: no changes (2 jobs up to date)\n"
+    assert rows(db) == before
+    assert export(db) == text
+
+    assert "2 jobs added" in apply(other_db, path)
+    assert export(other_db).replace(other_db.name, db.name) == text
+    seconds = (
+        "SELECT j.jobname, extract(epoch FROM p.job_timeout) AS job_timeout, "
+        "extract(epoch FROM p.step_timeout) AS step_timeout, p.retries, "
+        "extract(epoch FROM p.retry_delay) AS retry_delay, p.overlap, p.catchup "
+        "FROM notifyagent.job_policy p JOIN pgagent.pga_job j USING (jobid) ORDER BY j.jobname"
+    )
+    assert other_db.rows(seconds) == db.rows(seconds)
+
+
+def test_without_notifyagents_schema(db: Database, tmp_path: Path) -> None:
+    """export writes no policies; apply of a file with policies is refused, naming the fix."""
+    db.execute(PGADMIN_JOBS)
+    assert not db.value(HAS_POLICY_TABLE)
+    text = export(db)
+    assert "\n[jobs.policy]\n" not in text
+    path = write(tmp_path, text)
+    assert apply(db, path) == f"{path}: no changes (2 jobs up to date)\n"
+
+    before = rows(db)
+    message = (
+        f'{EXAMPLE}: job "purge heartbeats": policy: database "{db.name}" has no table '
+        "notifyagent.job_policy (notifyagent's own schema is not installed): run notifyagent "
+        "install first, or remove the [jobs.policy] tables"
+    )
+    for dry_run in (True, False):
+        with pytest.raises(ConfigError) as info:
+            apply(db, EXAMPLE, dry_run=dry_run)
+        assert str(info.value) == message
+    assert rows(db) == before
+    r = run_cli("apply", str(EXAMPLE), "--dsn", db.dsn)
+    assert r.code == 2
+    assert "run notifyagent install first" in r.err
+    assert rows(db) == before
+
+    r = run_cli("install", "--dsn", db.dsn)
+    assert r.code == 0, r.err
+    assert "4 jobs added" in apply(db, EXAMPLE)
+    assert [p["jobname"] for p in policies(db)] == ["purge heartbeats"]

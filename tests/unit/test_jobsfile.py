@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notifyagent import jobsfile
+from notifyagent import jobsfile, policy
 from notifyagent.errors import ConfigError
-from notifyagent.jobsfile import ExceptionSpec, JobSpec, ScheduleSpec, StepSpec
+from notifyagent.jobsfile import ExceptionSpec, JobSpec, PolicySpec, ScheduleSpec, StepSpec
 from notifyagent.preview import FIELDS, parse_field
 
 EXAMPLE = Path(jobsfile.__file__).with_name("examples") / "jobs.toml"
@@ -133,6 +133,8 @@ def test_example_file_is_valid_and_covers_the_format() -> None:
     assert any(s.end for s in schedules)
     # the agent's host name is never required
     assert all(j.host_agent == "" for j in jobs)
+    assert any(j.policy is not None for j in jobs)
+    assert any(j.policy is None for j in jobs)
 
 
 def test_defaults_and_empty_file() -> None:
@@ -153,6 +155,89 @@ def test_toml_native_datetimes_and_connstr() -> None:
     assert job.steps[0].connstr == "host=db dbname=x"
     assert job.schedules[0].start == dt.datetime(2026, 1, 1, tzinfo=UTC)
     assert job.schedules[0].end == dt.datetime(2026, 2, 1, tzinfo=BERLIN)
+
+
+MINUTE = dt.timedelta(minutes=1)
+
+
+def test_policy_table() -> None:
+    [job] = jobsfile.loads(
+        job_toml(
+            job="[jobs.policy]\n"
+            'job_timeout = "10 min"\nstep_timeout = 90\nretries = 3\nretry_delay = "1h30m"\n'
+            'overlap = "queue-one"\ncatchup = "skip"\n'
+        )
+    )
+    assert job.policy == PolicySpec(
+        job_timeout=10 * MINUTE,
+        step_timeout=dt.timedelta(seconds=90),
+        retries=3,
+        retry_delay=90 * MINUTE,
+        overlap="queue-one",
+        catchup="skip",
+    )
+    # no table: no policy row; an empty table: a row with the columns' defaults
+    assert jobsfile.loads(job_toml())[0].policy is None
+    [job] = jobsfile.loads(job_toml(job="[jobs.policy]"))
+    assert job.policy == PolicySpec(None, None, 0, MINUTE, "skip", "once")
+    # the table may follow the steps and schedules too (it belongs to the last [[jobs]])
+    [job] = jobsfile.loads(job_toml(step=SQL_STEP, schedule="") + "[jobs.policy]\nretries = 1\n")
+    assert job.policy == PolicySpec(retries=1)
+    assert len(job.steps) == len(job.schedules) == 1
+
+
+def test_policy_defaults_are_the_agents_defaults() -> None:
+    """No [jobs.policy] and an empty one behave the same: PolicySpec() is policy.DEFAULT."""
+    row = {k: getattr(PolicySpec(), k) for k in jobsfile.POLICY_KEYS}
+    assert policy.Policy.from_row({"jobid": 1, **row}) == policy.DEFAULT
+    assert jobsfile.policy_from_row(row) == PolicySpec()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("90", dt.timedelta(seconds=90)),
+        ("0", dt.timedelta(0)),
+        ("2.5", dt.timedelta(seconds=2.5)),
+        ('"90s"', dt.timedelta(seconds=90)),
+        ('"5 min"', 5 * MINUTE),
+        ('"1h30m"', 90 * MINUTE),
+        ('"1h 30m"', 90 * MINUTE),
+        ('"2 hours"', dt.timedelta(hours=2)),
+        ('"1.5h"', 90 * MINUTE),
+        ('"1 day 2 hours 3 minutes 4 seconds"', dt.timedelta(days=1, seconds=7384)),
+        ('"1d2h3m4.25s"', dt.timedelta(days=1, seconds=7384.25)),
+        ('" 3 secs "', dt.timedelta(seconds=3)),
+        ('"0.0000015s"', dt.timedelta(microseconds=2)),
+    ],
+)
+def test_duration_syntax(value: str, expected: dt.timedelta) -> None:
+    [job] = jobsfile.loads(job_toml(job=f"[jobs.policy]\nretry_delay = {value}"))
+    assert job.policy is not None
+    assert job.policy.retry_delay == expected
+
+
+@pytest.mark.parametrize(
+    ("delta", "text"),
+    [
+        (dt.timedelta(0), "0s"),
+        (dt.timedelta(seconds=90), "1m30s"),
+        (MINUTE, "1m"),
+        (90 * MINUTE, "1h30m"),
+        (dt.timedelta(days=2), "2d"),
+        (dt.timedelta(days=1, seconds=1, microseconds=500_000), "1d1.5s"),
+        (dt.timedelta(microseconds=1), "0.000001s"),
+    ],
+)
+def test_render_duration(delta: dt.timedelta, text: str) -> None:
+    assert jobsfile.render_duration(delta) == text
+    assert jobsfile.parse_duration(text) == delta
+
+
+@given(st.timedeltas(min_value=dt.timedelta(0)))
+@settings(max_examples=200, deadline=None)
+def test_render_duration_round_trips(delta: dt.timedelta) -> None:
+    assert jobsfile.parse_duration(jobsfile.render_duration(delta)) == delta
 
 
 # ----------------------------------------------------------------------------- errors
@@ -244,6 +329,65 @@ def test_toml_native_datetimes_and_connstr() -> None:
         ("[[job]]\nname = 'x'\n", "jobs.toml: job: unknown key (did you mean 'jobs'?)"),
         ('[[jobs]]\nname = "a\\u0000b"\n', "jobs[1].name: contains a NUL character"),
         ("[[jobs]]\nname = \n", "jobs.toml: not valid TOML: Invalid value (at line 2, column 8)"),
+        (
+            job_toml(job='policy = "retries 3"'),
+            "jobs.toml: job \"nightly\": policy: 'retries 3' is not a table (write [jobs.policy])",
+        ),
+        (
+            job_toml(job="[[jobs.policy]]\nretries = 3"),
+            'jobs.toml: job "nightly": policy: a list is not a table',
+        ),
+        (
+            job_toml(job="[jobs.policy]\nretry = 3"),
+            "jobs.toml: job \"nightly\": policy.retry: unknown key (did you mean 'retries'?)",
+        ),
+        (
+            job_toml(job="[jobs.policy]\nretries = 101"),
+            'jobs.toml: job "nightly": policy.retries: 101 is out of range (0 to 100)',
+        ),
+        (job_toml(job="[jobs.policy]\nretries = -1"), "policy.retries: -1 is out of range"),
+        (
+            job_toml(job="[jobs.policy]\nretries = 2.0"),
+            "policy.retries: 2.0 is not a whole number (0 to 100)",
+        ),
+        (job_toml(job="[jobs.policy]\nretries = true"), "policy.retries: true is not a whole"),
+        (
+            job_toml(job='[jobs.policy]\noverlap = "queue"'),
+            "policy.overlap: 'queue' is not one of skip, queue-one",
+        ),
+        (
+            job_toml(job='[jobs.policy]\ncatchup = "all"'),
+            "policy.catchup: 'all' is not one of once, skip",
+        ),
+        (
+            job_toml(job='[jobs.policy]\njob_timeout = "soon"'),
+            "jobs.toml: job \"nightly\": policy.job_timeout: 'soon' is not a duration: give a "
+            'number of seconds, or a text like "90s", "5 min", "1h30m", "2 hours"',
+        ),
+        (
+            job_toml(job='[jobs.policy]\nstep_timeout = "90"'),
+            "policy.step_timeout: '90' has no unit: write 90 (seconds) or \"90s\"",
+        ),
+        (
+            job_toml(job='[jobs.policy]\nretry_delay = "30m 1h"'),
+            "policy.retry_delay: '30m 1h': give each unit once, largest first",
+        ),
+        (job_toml(job='[jobs.policy]\nretry_delay = "1h30"'), "'1h30' is not a duration"),
+        (job_toml(job='[jobs.policy]\nretry_delay = "5 M"'), "'5 M' is not a duration"),
+        (job_toml(job='[jobs.policy]\nretry_delay = "-5s"'), "'-5s' is not a duration"),
+        (job_toml(job='[jobs.policy]\nretry_delay = ""'), "retry_delay: '' is not a duration"),
+        (job_toml(job="[jobs.policy]\nretry_delay = -1"), "policy.retry_delay: -1 is negative"),
+        (job_toml(job="[jobs.policy]\nretry_delay = nan"), "retry_delay: nan is not a duration"),
+        (job_toml(job="[jobs.policy]\nretry_delay = true"), "retry_delay: true is not a duration"),
+        (
+            job_toml(job="[jobs.policy]\nretry_delay = 1e300"),
+            "policy.retry_delay: 1e+300 is too long",
+        ),
+        (
+            job_toml(job="[jobs.policy]\njob_timeout = 0"),
+            "policy.job_timeout: must be more than 0 (leave job_timeout out for no timeout)",
+        ),
+        (job_toml(job='[jobs.policy]\nstep_timeout = "0s"'), "step_timeout: must be more than 0"),
     ],
 )
 def test_error_messages_name_file_job_and_field(text: str, message: str) -> None:
@@ -268,6 +412,19 @@ def test_load_reports_missing_and_bad_files(tmp_path: Path) -> None:
     bad.write_bytes(b"\xff\xfe")
     with pytest.raises(ConfigError, match=r"bad\.toml: not UTF-8"):
         jobsfile.load(bad)
+
+
+def test_policies_need_notifyagents_table() -> None:
+    jobs = jobsfile.loads(job_toml() + '[[jobs]]\nname = "b"\n[jobs.policy]\nretries = 1\n')
+    with pytest.raises(ConfigError) as info:
+        jobsfile.check_policy_table(jobs, False, "jobs.toml", "appdb")
+    assert str(info.value) == (
+        'jobs.toml: job "b": policy: database "appdb" has no table notifyagent.job_policy '
+        "(notifyagent's own schema is not installed): run notifyagent install first, or remove "
+        "the [jobs.policy] tables"
+    )
+    jobsfile.check_policy_table(jobs, True, "jobs.toml", "appdb")
+    jobsfile.check_policy_table(jobsfile.loads(job_toml()), False, "jobs.toml", "appdb")
 
 
 def test_unknown_class_lists_known_ones() -> None:
@@ -450,6 +607,64 @@ def test_exception_of_a_job_left_alone_is_refused_before_the_database() -> None:
     assert [j.action for j in plan.jobs] == ["add", "remove"]
 
 
+def test_diff_of_policies() -> None:
+    base = jobsfile.loads(job_toml(step=SQL_STEP))
+    with_policy = jobsfile.loads(
+        job_toml(step=SQL_STEP, job='[jobs.policy]\njob_timeout = "10 min"\nretries = 2\n')
+    )
+    # none -> a table: a row is added, showing the keys that are not the defaults
+    plan = jobsfile.diff(stored(base), with_policy)
+    [job] = plan.jobs
+    assert (job.action, job.policy_action) == ("change", "add")
+    assert plan.render("jobs.toml") == (
+        '~ job "nightly"\n'
+        "    + policy: job_timeout 10m; retries 2\n"
+        "jobs.toml: 0 jobs added, 1 changed, 0 removed, 0 unchanged\n"
+    )
+    # the same: nothing
+    plan = jobsfile.diff(stored(with_policy), with_policy)
+    assert not plan.changed
+    assert plan.jobs[0].policy_action == "same"
+    # field by field
+    changed = jobsfile.loads(
+        job_toml(
+            step=SQL_STEP,
+            job='[jobs.policy]\nretries = 3\nretry_delay = "90s"\noverlap = "queue-one"\n',
+        )
+    )
+    plan = jobsfile.diff(stored(with_policy), changed)
+    assert plan.jobs[0].policy_action == "change"
+    assert plan.render("jobs.toml") == (
+        '~ job "nightly"\n'
+        "    ~ policy: job_timeout: 10m -> none\n"
+        "    ~ policy: retries: 2 -> 3\n"
+        "    ~ policy: retry_delay: 1m -> 1m30s\n"
+        "    ~ policy: overlap: skip -> queue-one\n"
+        "jobs.toml: 0 jobs added, 1 changed, 0 removed, 0 unchanged\n"
+    )
+    # the table dropped from the file: the row goes (back to pgAgent's behaviour)
+    plan = jobsfile.diff(stored(with_policy), base)
+    assert plan.jobs[0].policy_action == "remove"
+    assert plan.render("jobs.toml") == (
+        '~ job "nightly"\n'
+        "    - policy: none in the file, back to pgAgent's behaviour\n"
+        "jobs.toml: 0 jobs added, 1 changed, 0 removed, 0 unchanged\n"
+    )
+    # an empty table is a row with the defaults, not the same as no table
+    empty = jobsfile.loads(job_toml(step=SQL_STEP, job="[jobs.policy]"))
+    assert "    + policy: all defaults\n" in jobsfile.diff(stored(base), empty).render()
+    assert jobsfile.diff(stored(empty), base).jobs[0].policy_action == "remove"
+    # a new job lists its policy; a job left alone keeps its own
+    other = replace(JobSpec("made in pgAdmin"), policy=PolicySpec(retries=5))
+    plan = jobsfile.diff(stored([other]), with_policy)
+    assert plan.render("jobs.toml").startswith(
+        '+ job "nightly": class Routine Maintenance\n'
+        "    + policy: job_timeout 10m; retries 2\n"
+        '    + step "a": sql on database postgres\n'
+    )
+    assert [j.name for j in plan.unmanaged] == ["made in pgAdmin"]
+
+
 def test_connstr_changes_are_shown_without_password() -> None:
     step = StepSpec("s", "sql", "SELECT 1", connstr="host=a password=Sekr1t")
     current = stored([JobSpec("j", steps=(step,))])
@@ -511,6 +726,7 @@ def test_export_rendering_round_trips_example() -> None:
     assert 'hours = "8-17"' in text
     assert 'weekdays = "mon-fri"' in text
     assert 'monthdays = "1,15,last"' in text
+    assert '[jobs.policy]\njob_timeout = "10m"\nretries = 2\nretry_delay = "2m"\n' in text
     again = jobsfile.loads(text, "export.toml")
     assert again == jobs
     assert not jobsfile.diff(jobs, again).changed
@@ -548,6 +764,37 @@ def test_export_rendering_of_unusual_values() -> None:
     text = jobsfile.render_jobs([job])
     assert jobsfile.loads(text) == [job]
     assert 'exceptions = [\n  {},\n  { time = "03:00:30" },\n  { date = "2026-05-01" },\n]' in text
+
+
+def test_export_writes_the_policy_keys_that_are_not_defaults() -> None:
+    jobs = [
+        JobSpec("none"),
+        JobSpec("defaults", policy=PolicySpec()),
+        JobSpec(
+            "all",
+            policy=PolicySpec(
+                job_timeout=dt.timedelta(days=1, hours=2),
+                step_timeout=dt.timedelta(seconds=0.25),
+                retries=100,
+                retry_delay=dt.timedelta(0),
+                overlap="queue-one",
+                catchup="skip",
+            ),
+        ),
+    ]
+    text = jobsfile.render_jobs(jobs)
+    assert text.count("\n[jobs.policy]\n") == 2
+    assert 'name = "defaults"\nclass = "Routine Maintenance"\n\n[jobs.policy]\n\n[[jobs]]' in text
+    assert (
+        "[jobs.policy]\n"
+        'job_timeout = "1d2h"\n'
+        'step_timeout = "0.25s"\n'
+        "retries = 100\n"
+        'retry_delay = "0s"\n'
+        'overlap = "queue-one"\n'
+        'catchup = "skip"\n'
+    ) in text
+    assert jobsfile.loads(text) == jobs
 
 
 # ----------------------------------------------------------------------------- property: round trip
@@ -605,6 +852,16 @@ SCHEDULES = st.builds(
     exceptions=st.frozensets(EXCEPTIONS, max_size=3),
     description=TEXT,
 )
+POSITIVE = st.timedeltas(min_value=dt.timedelta(microseconds=1))
+POLICIES = st.builds(
+    PolicySpec,
+    job_timeout=st.none() | POSITIVE,
+    step_timeout=st.none() | POSITIVE,
+    retries=st.integers(0, 100),
+    retry_delay=st.timedeltas(min_value=dt.timedelta(0)),
+    overlap=st.sampled_from(jobsfile.OVERLAP),
+    catchup=st.sampled_from(jobsfile.CATCHUP),
+)
 JOBS = st.builds(
     JobSpec,
     name=TEXT,
@@ -614,6 +871,7 @@ JOBS = st.builds(
     host_agent=TEXT,
     steps=st.lists(STEPS, max_size=3).map(tuple),
     schedules=st.lists(SCHEDULES, max_size=2).map(tuple),
+    policy=st.none() | POLICIES,
 )
 
 
