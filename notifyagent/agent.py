@@ -598,8 +598,15 @@ class Agent:
         ids = self.queue.pop_due(loop.time(), limit=free)
         if not ids:
             return False
+        began = loop.time()
         claimed = await self.store.claim(
             ids, limit=free, station=self.settings.station, agent=self.agent_id
+        )
+        logger.debug(
+            "claimed {} of {} due job(s) in {:.1f} ms",
+            len(claimed),
+            len(ids),
+            (loop.time() - began) * 1000,
         )
         for job in claimed:
             self._locked_retries.pop(job.job_id, None)
