@@ -52,9 +52,21 @@ ORIGINS["exception"] = Origin.SCHEDULES
 POLICY = "policy"
 #: How long a liveness check (a query and the ping's round trip) may take before the
 #: database is taken to be unreachable and the LISTEN connection is replaced.
-LIVENESS_TIMEOUT = 15.0
+LIVENESS_TIMEOUT = 10.0
+#: Longest wait between attempts to reach an unreachable server (seconds).
+RECONNECT_BACKOFF_MAX = 1.0
 #: First retry delay for a due job whose row another session holds locked.
 LOCKED_RETRY = 0.05
+
+
+def schema_gone(err: BaseException) -> bool:
+    """Whether ``err`` says the pgagent (or notifyagent) objects are missing."""
+    return isinstance(
+        err,
+        psycopg.errors.UndefinedTable
+        | psycopg.errors.UndefinedFunction
+        | psycopg.errors.InvalidSchemaName,
+    )
 
 
 class Agent:
@@ -279,7 +291,9 @@ class Agent:
                     logger.warning("database unreachable, retrying with backoff: {}", err)
                     state = "down"
                 await self._sleep_or_stop(backoff)
-                backoff = min(backoff * 2, self.settings.max_backoff)
+                # capped low: a refused connect costs nothing, and the agent must be back
+                # within moments of the server accepting connections again
+                backoff = min(backoff * 2, RECONNECT_BACKOFF_MAX, self.settings.max_backoff)
                 continue
             self._listen_conn = conn
             try:
@@ -457,8 +471,11 @@ class Agent:
                 while await self._dispatch():
                     pass
             except (psycopg.Error, OSError) as err:
-                logger.warning("scheduler: database error ({}); will resync", err)
                 self._resync = True
+                if schema_gone(err):
+                    await self._schema_lost(err)
+                    continue
+                logger.warning("scheduler: database error ({}); will resync", err)
                 await self._sleep_or_stop(0.2)
                 continue
             timeout = self.settings.max_sleep
@@ -468,6 +485,20 @@ class Agent:
                 timeout = min(timeout, max(0.0, nxt - loop.time()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _schema_lost(self, err: BaseException) -> None:
+        """The pgagent tables vanished (DROP EXTENSION): stop using the database and let the
+        listener find the schema again (it retries with backoff and says so once)."""
+        if not self._connected.is_set():
+            return
+        self._connected.clear()
+        self._resync = True
+        logger.error(
+            "the pgagent schema is gone ({}): waiting for CREATE EXTENSION pgagent",
+            str(err).splitlines()[0],
+        )
+        if self._listen_conn is not None:
+            await self._listen_conn.close()
 
     async def _wait_connected(self) -> None:
         connected = asyncio.ensure_future(self._connected.wait())
@@ -547,8 +578,15 @@ class Agent:
             row = Row(s.job_id, s.enabled, s.agent_id is not None, s.next_run, s.never)
             catchup_skip = self.policies.get(s.job_id, DEFAULT).catchup == "skip"
             wanted, value = self.timetable.correction(row, origin, now, catchup_skip)
+            if wanted and not full and self._dirty.get(s.job_id) is Origin.EXPLICIT:
+                # a client wrote the row after the notification we are handling (a Run now
+                # right after a schedule change): what we read is theirs; the next round
+                # handles it as explicit
+                wanted = False
             if wanted and s.job_id not in self.running:
                 corrections.append((s.job_id, s.next_run, value))
+            if origin is not Origin.EXPLICIT and s.enabled and value is None:
+                self._warn_if_never(s, now)
         corrected: dict[int, datetime | None] = {}
         if corrections:
             done = await self.store.correct_next_runs(corrections)
@@ -588,6 +626,24 @@ class Agent:
                 logger.debug("queue: job {} removed", job_id)
             if job_id not in next_runs:
                 self.timetable.forget(job_id)
+
+    def _warn_if_never(self, s: JobState, now: datetime) -> None:
+        """Say why a job with enabled, unexpired schedules has no next run: no date they
+        describe exists (30 February, 31 April)."""
+        assert self.timetable is not None
+        live = [
+            x
+            for x in self.timetable.schedules(s.job_id)
+            if x.enabled and (x.end is None or x.end > now)
+        ]
+        if live and self.timetable.next_run(s.job_id, now) is None:
+            logger.warning(
+                "job {} ({}): schedule(s) {} never fire (they name a date that does not "
+                "exist, e.g. 30 February): the job has no next run",
+                s.job_id,
+                s.name,
+                ", ".join(str(x.id) for x in live),
+            )
 
     async def _dispatch(self) -> bool:
         """Claim due jobs for the free slots and start them; True if it should run again."""
@@ -661,16 +717,26 @@ class Agent:
                 job.name,
                 " ".join(str(err).split()),
             )
+        except psycopg.DatabaseError as err:
+            status = "d"
+            log.warning(
+                "job {} ({}): its log rows cannot be written ({}); run marked aborted",
+                job.job_id,
+                job.name,
+                str(err).splitlines()[0],
+            )
         except Exception as err:
             log.opt(exception=err).error(
                 "job {} ({}): internal error, run ends 'i': {}", job.job_id, job.name, err
             )
         finally:
-            await self._release(job, status)
-            self.running.pop(job.job_id, None)
-            self._claimed.pop(job.job_id, None)
-            self._dirty.setdefault(job.job_id, Origin.EXPLICIT)
-            self._wake.set()
+            try:
+                await self._release(job, status)
+            finally:
+                self.running.pop(job.job_id, None)
+                self._claimed.pop(job.job_id, None)
+                self._dirty.setdefault(job.job_id, Origin.EXPLICIT)
+                self._wake.set()
         duration = time.monotonic() - started
         self.metrics.runs_finished.labels(job.name, status).inc()
         log.bind(status=status, duration_s=round(duration, 3)).info(
@@ -735,11 +801,29 @@ class Agent:
             assert self.timetable is not None
             next_run = rerun or self.timetable.next_run(job.job_id, self.server_now())
             try:
-                await self.store.release(job, status, agent, next_run)
-                return
+                released = await self.store.release(job, status, agent, next_run)
+                if released or self.agent_id == agent:
+                    return
+                # the statement waited (pool, lock) while the listener came back under a new
+                # pid and adopt_jobs moved our claim: release it under the new id
+                logger.debug("job {}: agent id changed during the release; again", job.job_id)
+                continue
             except psycopg.OperationalError as err:
-                logger.warning("job {}: release failed ({}); retrying", job.job_id, err)
+                # once, not once per retry
+                (logger.warning if delay == 0.1 else logger.debug)(
+                    "job {}: release failed ({}); retrying until the database is back",
+                    job.job_id,
+                    " ".join(str(err).split()),
+                )
             except psycopg.DatabaseError as err:
+                if schema_gone(err):
+                    logger.warning(
+                        "job {} ({}): not released: the pgagent schema is gone ({})",
+                        job.job_id,
+                        job.name,
+                        str(err).splitlines()[0],
+                    )
+                    return
                 logger.error(
                     "job {} ({}): its next run cannot be computed ({}); released without one "
                     "until its schedule is fixed",
@@ -748,8 +832,10 @@ class Agent:
                     " ".join(str(err).split()),
                 )
                 try:
-                    await self.store.release_without_recompute(job, status, agent)
-                    return
+                    released = await self.store.release_without_recompute(job, status, agent)
+                    if released or self.agent_id == agent:
+                        return
+                    continue
                 except psycopg.OperationalError as err2:
                     logger.warning("job {}: release failed ({}); retrying", job.job_id, err2)
             if self._abort.is_set() and delay >= self.settings.max_backoff:
@@ -812,7 +898,10 @@ class Agent:
                         await self._listen_conn.close()
                 except (psycopg.Error, OSError) as err:
                     self.metrics.liveness.labels("error").inc()
-                    logger.warning("liveness check failed: {}", err)
+                    if schema_gone(err):
+                        await self._schema_lost(err)
+                    else:
+                        logger.warning("liveness check failed: {}", err)
             if interval <= 0:
                 return
             await self._sleep_or_stop(interval)

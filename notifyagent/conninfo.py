@@ -17,10 +17,10 @@ from psycopg import conninfo as pgconninfo
 #: about two hours, and a connect through a stalled path never returns.
 KEEPALIVES: dict[str, str] = {
     "keepalives": "1",
-    "keepalives_idle": "30",
-    "keepalives_interval": "10",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
     "keepalives_count": "3",
-    "tcp_user_timeout": "30000",
+    "tcp_user_timeout": "20000",
     "connect_timeout": "10",
 }
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from loguru import logger
 
 from notifyagent.policy import DEFAULT, Policy
-from notifyagent.steps import Outcome, StepRunner
+from notifyagent.steps import NO_CONNECTION, Outcome, StepRunner
 from notifyagent.store import ClaimedJob, Store
 
 #: Called with (step kind, step status, seconds) after every step, e.g. for metrics.
@@ -98,9 +98,17 @@ def _limit(policy: Policy, deadline: float | None, now: float) -> tuple[float | 
     return min(limits)
 
 
+#: Header lines that say nothing about the cause (pgAgent's, kept in jsloutput as is).
+_HEADERS = ("Script Error:", NO_CONNECTION)
+#: A log line quotes at most this much of a step's output.
+_QUOTE = 500
+
+
 def first_line(output: str) -> str:
-    """The first informative line of a step's output (skipping pgAgent's stderr header)."""
+    """The first informative line of a step's output (skipping pgAgent's headers), cut to
+    a length fit for a log line."""
     for line in output.splitlines():
-        if line.strip() and line.strip() != "Script Error:":
-            return line.strip()
+        text = line.strip()
+        if text and text not in _HEADERS:
+            return text if len(text) <= _QUOTE else f"{text[:_QUOTE]}... ({len(text)} chars)"
     return ""

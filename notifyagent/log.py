@@ -38,6 +38,10 @@ class _InterceptHandler(logging.Handler):
             level: str | int = logger.level(record.levelname).name
         except ValueError:
             level = record.levelno
+        if record.name.startswith("psycopg.pool") and record.levelno < logging.ERROR:
+            # one line per reconnect attempt or discarded connection: the agent itself says
+            # when the database goes away and comes back
+            level = "DEBUG"
         logger.opt(depth=6, exception=record.exc_info).log(level, record.getMessage())
 
 

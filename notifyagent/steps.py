@@ -176,7 +176,7 @@ class StepRunner:
             message = _error_text(err)
             if conn.broken:
                 message = f"{message}\n(the connection to the database was lost)"
-            return Outcome(False, -1, conninfo.scrub(message))
+            return Outcome(False, -1, truncated(conninfo.scrub(message), self.max_output))
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(conn.cancel_safe(), 5)

@@ -76,7 +76,10 @@ class Store:
             reset=self._idle_check.reset,
             open=False,
             name="notifyagent",
-            reconnect_timeout=24 * 3600,
+            # psycopg_pool doubles its reconnect delay without limit (1, 2, 4, ... s) until
+            # reconnect_timeout: a short timeout ends that chain, and the next request starts
+            # a fresh attempt at once, so the pool is back within ~1 s of the server
+            reconnect_timeout=2.0,
         )
 
     async def open(self) -> None:
@@ -206,8 +209,9 @@ class Store:
 
     async def release(
         self, job: ClaimedJob, status: str, agent: int, next_run: datetime | None
-    ) -> None:
-        """Finish the run log and hand the job back, in one statement."""
+    ) -> bool:
+        """Finish the run log and hand the job back, in one statement; False when ``agent``
+        no longer holds the job (another agent took us for dead, or our id changed)."""
         params = {
             "jlgid": job.jlgid,
             "jobid": job.job_id,
@@ -215,12 +219,12 @@ class Store:
             "agent": agent,
             "nextrun": sql_time(next_run),
         }
-        await self._rows("release", params)
+        return bool(await self._rows("release", params))
 
-    async def release_without_recompute(self, job: ClaimedJob, status: str, agent: int) -> None:
+    async def release_without_recompute(self, job: ClaimedJob, status: str, agent: int) -> bool:
         """The fallback when :meth:`release` fails inside the schedule triggers."""
         await self._rows("finish_log", {"jlgid": job.jlgid, "status": status})
-        await self._rows("release_only", {"jobid": job.job_id, "agent": agent})
+        return bool(await self._rows("release_only", {"jobid": job.job_id, "agent": agent}))
 
     async def liveness(self, ping: str) -> list[int]:
         """Send ``ping`` through the notification channel; return the dead agents' pids."""

@@ -7,7 +7,11 @@ SELECT current_setting('server_version') AS server_version,
        to_regclass('pgagent.pga_job') IS NOT NULL AS has_pgagent,
        to_regprocedure('pgagent.pgagent_schema_version()') IS NOT NULL AS has_version_fn,
        (SELECT extversion FROM pg_extension WHERE extname = 'pgagent') AS extversion,
-       to_regprocedure('notifyagent.version()') IS NOT NULL AS has_notifyagent,
+       -- the triggers go when the extension is dropped (CASCADE); our functions stay
+       to_regprocedure('notifyagent.version()') IS NOT NULL
+         AND EXISTS (SELECT 1 FROM pg_trigger
+                      WHERE tgrelid = to_regclass('pgagent.pga_job')
+                        AND tgname = 'notifyagent_job_update') AS has_notifyagent,
        current_database() AS dbname
 
 -- name: pgagent_schema_version
@@ -192,6 +196,7 @@ UPDATE pgagent.pga_joblog
 -- until its schedule is fixed; any later schedule edit recomputes it).
 UPDATE pgagent.pga_job SET jobagentid = NULL, jobnextrun = 'infinity'
  WHERE jobid = %(jobid)s AND jobagentid = %(agent)s
+RETURNING jobid
 
 -- name: find_job
 SELECT jobid, jobname FROM pgagent.pga_job
