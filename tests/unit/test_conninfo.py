@@ -25,7 +25,7 @@ def test_keepalives_added_unless_given() -> None:
     params = conninfo.parse(conninfo.with_keepalives("host=db keepalives_idle=5"))
     assert params["keepalives_idle"] == "5"
     assert params["keepalives_count"] == "3"
-    assert params["tcp_user_timeout"] == "30000"
+    assert params["tcp_user_timeout"] == "20000"
     off = conninfo.parse(conninfo.with_keepalives("host=db keepalives=0"))
     assert "tcp_user_timeout" not in off
 
