@@ -300,6 +300,8 @@ class Agent:
                 await self._on_connect(conn)
                 backoff = 0.1
                 if state == "down" or state == "lost":
+                    if self._loaded:  # the pool is open: drop the connections that died
+                        await self.store.check()
                     logger.info("reconnected to the database (agent id {})", self.agent_id)
                 state = "up"
                 async with contextlib.aclosing(conn.notifies()) as notifies:
@@ -423,6 +425,10 @@ class Agent:
                 ids = [int(x) for x in rest.split(",") if x]
             except ValueError:
                 ids = []
+            if origin is Origin.EXPLICIT and sender in self.store.pids:
+                # our own write (a release, a correction): the queue already knows; taking it
+                # for a client's explicit value would stop the next correction of these jobs
+                return
             if ids:
                 # notifications arrive in commit order, so the last one says who wrote the
                 # stored next run last: a client (honour it) or a recompute (check it)

@@ -53,6 +53,3 @@ class IdleCheck:
         last = self._last_used.get(conn)
         if last is None or time.monotonic() - last > self.after:
             await conn.execute("")
-
-    async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        self.used(conn)

@@ -6,6 +6,7 @@ dead-agent cleanup; the statements themselves are in ``sql/queries.sql``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -17,11 +18,22 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from notifyagent import conninfo
-from notifyagent.db import IdleCheck
 from notifyagent.policy import Policy
 from notifyagent.schedule import Schedule, ScheduleError, schedule_from_arrays
 from notifyagent.sqlfiles import query
 from notifyagent.steps import Outcome, Step
+
+_FLAGS = {"t": True, "f": False, "n": None}
+Flags = tuple[bool | None, ...]
+
+
+@functools.lru_cache(maxsize=4096)
+def _pattern(text: str) -> tuple[Flags, Flags, Flags, Flags, Flags]:
+    """The five bool arrays of a schedule from the compact text of the ``schedules`` query."""
+    minutes, hours, weekdays, monthdays, months = (
+        tuple(_FLAGS[c] for c in part) for part in text.split("|")
+    )
+    return minutes, hours, weekdays, monthdays, months
 
 
 def sql_time(value: datetime | None) -> str:
@@ -62,18 +74,18 @@ class ClaimedJob:
 
 class Store:
     def __init__(self, dsn: str, *, max_size: int) -> None:
+        #: Backend pids of the pool's connections: notifications they cause are our own.
+        self.pids: set[int] = set()
         target = conninfo.with_keepalives(dsn)
         if "application_name" not in conninfo.parse(dsn):
             target = conninfo.with_params(target, application_name="notifyagent")
-        self._idle_check = IdleCheck()
         self.pool: AsyncConnectionPool[psycopg.AsyncConnection[DictRow]] = AsyncConnectionPool(
             target,
             connection_class=psycopg.AsyncConnection[DictRow],
             kwargs={"autocommit": True, "row_factory": dict_row},
             min_size=1,
             max_size=max_size,
-            check=self._idle_check.check,
-            reset=self._idle_check.reset,
+            configure=self._remember,
             open=False,
             name="notifyagent",
             # psycopg_pool doubles its reconnect delay without limit (1, 2, 4, ... s) until
@@ -82,11 +94,22 @@ class Store:
             reconnect_timeout=2.0,
         )
 
+    async def _remember(self, conn: psycopg.AsyncConnection[DictRow]) -> None:
+        self.pids.add(conn.info.backend_pid)
+
     async def open(self) -> None:
         await self.pool.open(wait=False)
 
     async def close(self) -> None:
         await self.pool.close()
+
+    async def check(self) -> None:
+        """Replace pooled connections that died (after the listener saw the server go away).
+
+        Connections are not checked on every checkout: that round trip would be the only
+        traffic of an idle agent besides its liveness check.
+        """
+        await self.pool.check()
 
     async def _rows(self, name: str, params: dict[str, Any] | None = None) -> list[DictRow]:
         async with self.pool.connection() as conn:
@@ -122,6 +145,7 @@ class Store:
                 )
                 for d, t in (r["exceptions"] or ())
             ]
+            minutes, hours, weekdays, monthdays, months = _pattern(r["pattern"])
             try:
                 found.append(
                     schedule_from_arrays(
@@ -129,11 +153,11 @@ class Store:
                         r["jscjobid"],
                         r["jscstart"],
                         r["jscend"],
-                        r["jscminutes"],
-                        r["jschours"],
-                        r["jscweekdays"],
-                        r["jscmonthdays"],
-                        r["jscmonths"],
+                        minutes,
+                        hours,
+                        weekdays,
+                        monthdays,
+                        months,
                         enabled=r["jscenabled"],
                         exceptions=exceptions,
                     )

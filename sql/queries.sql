@@ -92,11 +92,16 @@ SELECT jobid, jobname, jobenabled, jobhostagent, jobagentid,
 
 -- name: schedules
 -- The schedules of some jobs (all when ids is NULL) with their exceptions, for the engine.
-SELECT s.jscid, s.jscjobid, s.jscenabled, s.jscstart, s.jscend, s.jscminutes, s.jschours,
-       s.jscweekdays, s.jscmonthdays, s.jscmonths,
-       (SELECT json_agg(json_build_array(e.jexdate, e.jextime))
-          FROM pgagent.pga_exception e WHERE e.jexscid = s.jscid) AS exceptions
+-- The five bool arrays come as one compact text ('t'/'f'/'n' per element, '|' between
+-- arrays): schedules share few distinct patterns, and the agent parses each pattern once.
+SELECT s.jscid, s.jscjobid, s.jscenabled, s.jscstart, s.jscend,
+       concat_ws('|', array_to_string(s.jscminutes, '', 'n'), array_to_string(s.jschours, '', 'n'),
+                 array_to_string(s.jscweekdays, '', 'n'), array_to_string(s.jscmonthdays, '', 'n'),
+                 array_to_string(s.jscmonths, '', 'n')) AS pattern,
+       e.exceptions
   FROM pgagent.pga_schedule s
+  LEFT JOIN (SELECT jexscid, json_agg(json_build_array(jexdate, jextime)) AS exceptions
+               FROM pgagent.pga_exception GROUP BY jexscid) e ON e.jexscid = s.jscid
  WHERE %(ids)s::int[] IS NULL OR s.jscjobid = ANY(%(ids)s::int[])
 
 -- name: correct_next_runs

@@ -109,9 +109,10 @@ def test_minute_restart_bug_is_corrected(db: Database, agent: AgentProcess) -> N
         "SELECT pgagent.pga_next_schedule(jscid, jscstart, jscend, jscminutes, jschours, "
         "jscweekdays, jscmonthdays, jscmonths) FROM pgagent.pga_schedule"
     )
-    if now.minute not in (0, 59):  # the bug needs a minute to restart from
+    if 1 <= now.minute < 44:  # the bug needs a minute to restart from, below 45
         assert raw.minute == 45
-    agent.wait_log("corrected the next run of 1 job(s)")
+    if raw != fixed:
+        agent.wait_log("corrected the next run of 1 job(s)")
 
 
 def test_31st_of_the_month_in_a_30_day_month(db: Database, agent_factory: Factory) -> None:
