@@ -36,6 +36,10 @@ def _pattern(text: str) -> tuple[Flags, Flags, Flags, Flags, Flags]:
     return minutes, hours, weekdays, monthdays, months
 
 
+#: Statements that must not be sent twice: they insert rows or take a claim.
+ONCE = frozenset({"claim", "step_start"})
+
+
 def sql_time(value: datetime | None) -> str:
     """A next run as SQL text; None becomes '-infinity', which the triggers store as NULL
     without asking the extension to compute a next run."""
@@ -111,10 +115,27 @@ class Store:
         """
         await self.pool.check()
 
+    async def _cursor(
+        self, name: str, params: dict[str, Any] | None = None
+    ) -> tuple[list[DictRow], int]:
+        """Rows and row count of one statement. A statement that only reads, or whose WHERE
+        makes a repeat harmless, is sent again once on a fresh connection when a pooled one
+        turns out to be dead (the pool waits for the server if it is down); the others
+        (:data:`ONCE`) are not, as they might have run before the connection broke."""
+        for attempt in (1, 2):
+            try:
+                async with self.pool.connection() as conn:
+                    cur = await conn.execute(query(name), params)
+                    rows = await cur.fetchall() if cur.description else []
+                    return rows, cur.rowcount
+            except psycopg.OperationalError:
+                if attempt == 2 or name in ONCE:
+                    raise
+                await self.pool.check()  # drop every dead connection, not just this one
+        raise AssertionError("unreachable")
+
     async def _rows(self, name: str, params: dict[str, Any] | None = None) -> list[DictRow]:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(query(name), params)
-            return await cur.fetchall() if cur.description else []
+        return (await self._cursor(name, params))[0]
 
     async def job_states(self, ids: Sequence[int] | None) -> list[JobState]:
         rows = await self._rows("job_states", {"ids": list(ids) if ids is not None else None})
@@ -219,17 +240,14 @@ class Store:
         return int(rows[0]["jslid"]) if rows else None
 
     async def step_finish(self, jslid: int, status: str, outcome: Outcome) -> bool:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                query("step_finish"),
-                {
-                    "jslid": jslid,
-                    "status": status,
-                    "result": outcome.result,
-                    "output": outcome.output,
-                },
-            )
-            return cur.rowcount == 1
+        params = {
+            "jslid": jslid,
+            "status": status,
+            "result": outcome.result,
+            "output": outcome.output,
+        }
+        _, count = await self._cursor("step_finish", params)
+        return count == 1
 
     async def release(
         self, job: ClaimedJob, status: str, agent: int, next_run: datetime | None

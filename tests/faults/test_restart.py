@@ -64,9 +64,10 @@ def _released(db: Database, jobid: int) -> None:
 def test_fast_restart_while_a_job_runs(
     private_server: PrivateServer, private_db: Database, agents: AgentStarter, measure: Measure
 ) -> None:
-    """``pg_ctl restart -m fast`` kills the running step's session: the run ends 'd' (not 'r'
-    for ever), the job is released; the agent is back within 2 s of the server accepting
-    connections, under a new pid, with one agent row, and runs jobs again."""
+    """``pg_ctl restart -m fast`` kills the running step's session: the step and run end 'f'
+    with the server's reason (not 'r' for ever), the job is released; the agent is back within
+    2 s of the server accepting connections, under a new pid, with one agent row, and runs jobs
+    again."""
     db = private_db
     agent = agents(db.dsn, "--liveness-interval", "1")
     old_pid = _agent_pid(db)
@@ -89,14 +90,15 @@ def test_fast_restart_while_a_job_runs(
     assert reconnect < 2.0, reconnect
     assert new_pid != old_pid
 
-    # decided: a run the agent cannot finish because it lost the database ends 'd' (aborted),
-    # like a run of a dead agent; its step too (the step's outcome could not be written)
+    # the step's session was terminated: the step fails with the server's reason, written once
+    # the agent's bookkeeping reaches the server again; nothing is left 'r'
     wait_for(
         lambda: joblogs(db, long)[0]["jlgstatus"] != "r", 15, what="the interrupted run to end"
     )
-    assert [r["jlgstatus"] for r in joblogs(db, long)] == ["d"]
-    assert [s["jslstatus"] for s in steplogs(db, long)] == ["d"]
-    agent.wait_log("lost the database during the run")
+    assert [r["jlgstatus"] for r in joblogs(db, long)] == ["f"]
+    (step,) = steplogs(db, long)
+    assert step["jslstatus"] == "f"
+    assert "terminating connection due to administrator command" in step["jsloutput"]
     _released(db, long)
     wait_for(lambda: _no_open_rows(db), 10, what="no run, step or claim left open")
     assert db.value("SELECT count(*) FROM pgagent.pga_jobagent") == 1
