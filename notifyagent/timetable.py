@@ -96,6 +96,8 @@ class Timetable:
         """
         if not row.enabled or row.claimed or origin is Origin.EXPLICIT:
             return False, None
+        if not self._schedules.get(row.job_id) and not row.never:
+            return False, None  # no schedule: a stored time can only be a client's Run now
         engine = self.next_run(row.job_id, now)
         stored = None if row.never else row.next_run
         if stored == engine and not (row.never and engine is None):

@@ -22,13 +22,13 @@ _counter = itertools.count(1)
 class Server:
     """The server the tests use: our own throwaway cluster, or NOTIFYAGENT_TEST_DSN's."""
 
-    def __init__(self) -> None:
-        external = os.environ.get("NOTIFYAGENT_TEST_DSN")
+    def __init__(self, settings: dict[str, str] | None = None) -> None:
+        external = os.environ.get("NOTIFYAGENT_TEST_DSN") if settings is None else None
         self.cluster: Cluster | None = None
         if external:
             self.base_dsn = external
         else:
-            self.cluster = Cluster()
+            self.cluster = Cluster(settings=settings)
             self.cluster.start()
             self.base_dsn = self.cluster.dsn()
         self.template = f"na_template_{os.getpid()}"

@@ -76,6 +76,14 @@ def test_infinity_becomes_the_engine_value_or_null(table: Timetable) -> None:
     assert table.correction(Row(2, True, False, None), Origin.RESYNC, NOW) == (False, None)
 
 
+def test_a_job_without_schedules_keeps_a_time_set_while_the_agent_was_away(
+    table: Timetable,
+) -> None:
+    later = Row(2, enabled=True, claimed=False, next_run=at(12, 0))
+    assert table.correction(later, Origin.RESYNC, NOW) == (False, None)
+    assert table.correction(later, Origin.RECOMPUTED, NOW) == (False, None)
+
+
 def test_replace_for_some_jobs_keeps_the_others(table: Timetable) -> None:
     table.replace([every_hour_at(50, job_id=2)], [2, 3])
     assert table.next_run(2, NOW) == at(10, 50)
