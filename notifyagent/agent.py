@@ -20,9 +20,10 @@ import contextlib
 import itertools
 import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
@@ -44,19 +45,50 @@ from notifyagent.queue import DueQueue
 from notifyagent.sqlfiles import query
 from notifyagent.steps import StepRunner
 from notifyagent.store import ClaimedJob, JobState, Store
-from notifyagent.timetable import Origin, Row, Timetable
+from notifyagent.timetable import Origin, Row, Stored, Timetable, parse_stored
 
 CHANNEL = "notifyagent"
 ORIGINS = {o.value: o for o in (Origin.EXPLICIT, Origin.RECOMPUTED, Origin.SCHEDULES)}
 ORIGINS["exception"] = Origin.SCHEDULES
 POLICY = "policy"
-#: How long a liveness check (a query and the ping's round trip) may take before the
-#: database is taken to be unreachable and the LISTEN connection is replaced.
+#: How long a statement of the liveness check may go unanswered before the database is taken
+#: to be unreachable and the LISTEN connection is replaced (result ``timeout``).
 LIVENESS_TIMEOUT = 10.0
+#: How long the ping may take to come back on the LISTEN connection, counted from the answer
+#: of the statement that sent it, before the listener is taken to be deaf and replaced (result
+#: ``ping_lost``). A budget of its own: the statement's timeout cannot pre-empt it.
+PING_TIMEOUT = 10.0
 #: Longest wait between attempts to reach an unreachable server (seconds).
 RECONNECT_BACKOFF_MAX = 1.0
 #: First retry delay for a due job whose row another session holds locked.
 LOCKED_RETRY = 0.05
+
+T = TypeVar("T")
+
+
+@dataclass
+class _Departure:
+    """The connections and identity in use before a DSN change. Whether the new DSN names
+    the same database is known only once the listener registered there (``other_database``)."""
+
+    store: Store
+    runner: StepRunner
+    agent: int | None
+    login: datetime | None
+    tasks: list[asyncio.Task[None]]
+    other_database: asyncio.Future[bool]
+
+
+def payload_items(rest: str) -> list[tuple[int, Stored | None]]:
+    """The ``<id>`` or ``<id>=<value>`` items of a job notification, with the value the
+    notifying transaction left (None when the payload does not say). Raises ValueError."""
+    items = []
+    for item in rest.split(","):
+        if not item:
+            continue
+        job_id, sep, value = item.partition("=")
+        items.append((int(job_id), parse_stored(value) if sep else None))
+    return items
 
 
 def schema_gone(err: BaseException) -> bool:
@@ -76,7 +108,15 @@ class Agent:
         self.queue = DueQueue()
         self.store, self.runner = self._connections()
         self.agent_id: int | None = None
+        #: the login time of our pga_jobagent row (with the pid, what makes the row ours)
+        self._login: datetime | None = None
         self.running: dict[int, asyncio.Task[None]] = {}
+        #: a DSN change not yet settled by the listener's registration under the new DSN
+        self._departure: _Departure | None = None
+        #: pools of databases a DSN change left, with the agent id our runs there still hold
+        self._departed: dict[Store, int] = {}
+        #: runs still going in such a database
+        self._departing: set[asyncio.Task[None]] = set()
         self._claimed: dict[int, ClaimedJob] = {}
         #: Run now requested while the job was running: run again right after it.
         self._rerun: dict[int, datetime] = {}
@@ -85,6 +125,10 @@ class Agent:
         self._stop = asyncio.Event()
         self._abort = asyncio.Event()
         self._dirty: dict[int, Origin] = {}
+        #: the jobnextrun the last notification of a dirty job says its transaction left
+        self._notified: dict[int, Stored] = {}
+        #: the jobnextrun this agent last wrote itself (release, correction), per job
+        self._written: dict[int, Stored] = {}
         self._dirty_policies: set[int] = set()
         self._schedules_changed: set[int] = set()
         self.policies: dict[int, Policy] = {}
@@ -101,7 +145,7 @@ class Agent:
         self._listen_conn: db.AsyncConn | None = None
         self._first_connect: asyncio.Future[None] | None = None
         self._loaded = False
-        self._background: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Future[Any]] = set()
         self.metrics = Metrics()
         self.metrics.queue_size.set_function(lambda: len(self.queue))
         self.metrics.running.set_function(lambda: len(self.running))
@@ -209,18 +253,60 @@ class Agent:
         self._wake.set()
 
     def _replace_connections(self) -> None:
-        """New pools for the new DSN; jobs running now finish on the old ones."""
-        old_store, old_runner = self.store, self.runner
+        """New pools for the new DSN; jobs running now finish on the old ones. No claims until
+        the listener registered under the new DSN: only then is it known whether that names
+        the same database (the runs' claims move to the new identity) or another one (the runs
+        are released where they were claimed, and the old agent row is deleted there)."""
+        loop = asyncio.get_running_loop()
+        old = _Departure(
+            self.store,
+            self.runner,
+            self.agent_id,
+            self._login,
+            list(self.running.values()),
+            loop.create_future(),
+        )
+        self._departure = old
         self.store, self.runner = self._connections()
-        running = list(self.running.values())
+        self._connected.clear()
 
         async def retire() -> None:
             await self.store.open()
-            await asyncio.gather(*running, return_exceptions=True)
-            await old_store.close()
-            await old_runner.close()
+            await asyncio.gather(*old.tasks, return_exceptions=True)
+            if await old.other_database and old.agent is not None:
+                try:
+                    await old.store.unregister(old.agent)
+                    logger.info("left the old database: agent {} unregistered there", old.agent)
+                except (psycopg.Error, OSError) as err:
+                    logger.warning("could not delete agent row {} there: {}", old.agent, err)
+            self._departed.pop(old.store, None)
+            await old.store.close()
+            await old.runner.close()
 
-        self._background.add(asyncio.get_running_loop().create_task(retire()))
+        task = loop.create_task(retire())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _settle_departure(self, other_database: bool) -> None:
+        """The listener registered under the new DSN: ``other_database`` says whether the old
+        identity was found there. Runs of another database leave the running set (they no
+        longer block this database's jobs of the same id) and are released where they run."""
+        departure, self._departure = self._departure, None
+        if departure is None:
+            return
+        if other_database and departure.agent is not None:
+            self._departed[departure.store] = departure.agent
+            self._departing.update(self.running.values())
+            if self.running:
+                logger.info(
+                    "the new DSN names another database: {} running job(s) finish and are "
+                    "released in the old one",
+                    len(self.running),
+                )
+            self.running, self._claimed = {}, {}
+            self._rerun.clear()
+            self._attempts.clear()
+        departure.other_database.set_result(other_database)
 
     def request_stop(self) -> None:
         if self._stop.is_set():
@@ -238,6 +324,9 @@ class Agent:
     async def _shutdown(self, tasks: Sequence[asyncio.Task[None]]) -> None:
         self._stop.set()
         await self._wait_or_cancel_jobs()
+        self._settle_departure(False)
+        if self._background:
+            await asyncio.wait(self._background, timeout=10)
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -258,7 +347,7 @@ class Agent:
     async def _wait_or_cancel_jobs(self) -> None:
         """Let running jobs finish until the shutdown timeout (or a second signal); then cancel
         them: their runs are marked 'd' and their jobs released by the job tasks themselves."""
-        pending = set(self.running.values())
+        pending = set(self.running.values()) | self._departing
         if not pending:
             return
         deadline = time.monotonic() + self.settings.shutdown_timeout
@@ -345,13 +434,16 @@ class Agent:
         await schema.install(conn)
         await conn.execute(f"LISTEN {CHANNEL}")
         await self._set_timezone(conn)
-        old = self.agent_id
-        new = await self._register(conn)
+        old, login = self.agent_id, self._login
+        new, self._login = await self._register(conn)
+        found = True
         if old is not None and old != new:
-            cur = await conn.execute(query("adopt_jobs"), {"old": old, "new": new})
+            cur = await conn.execute(query("adopt_jobs"), {"old": old, "login": login, "new": new})
             row = await cur.fetchone()
+            found = bool(row and row["found"])
             moved = row["moved"] if row else 0
             logger.info("agent id changed {} -> {}; {} running claim(s) moved", old, new, moved)
+        self._settle_departure(not found)
         if old is not None:
             self.metrics.reconnects.inc()
         self.agent_id = new
@@ -399,7 +491,7 @@ class Agent:
         else:
             self.timetable.tz = tz
 
-    async def _register(self, conn: db.AsyncConn) -> int:
+    async def _register(self, conn: db.AsyncConn) -> tuple[int, datetime]:
         params = {"station": self.settings.station}
         try:
             cur = await conn.execute(query("register"), params)
@@ -412,7 +504,7 @@ class Agent:
             cur = await conn.execute(query("register"), params)
         row = await cur.fetchone()
         assert row is not None
-        return int(row["jagpid"])
+        return int(row["jagpid"]), row["jaglogintime"]
 
     def _on_notify(self, payload: str, sender: int) -> None:
         kind, _, rest = payload.partition(":")
@@ -422,20 +514,25 @@ class Agent:
         ).inc()
         if origin is not None:
             try:
-                ids = [int(x) for x in rest.split(",") if x]
+                items = payload_items(rest)
             except ValueError:
-                ids = []
+                items = []
             if origin is Origin.EXPLICIT and sender in self.store.pids:
                 # our own write (a release, a correction): the queue already knows; taking it
                 # for a client's explicit value would stop the next correction of these jobs
                 return
-            if ids:
+            if items:
                 # notifications arrive in commit order, so the last one says who wrote the
-                # stored next run last: a client (honour it) or a recompute (check it)
-                for job_id in ids:
+                # stored next run last: a client (honour it) or a recompute (check it), and
+                # which value that was
+                for job_id, value in items:
                     self._dirty[job_id] = origin
+                    if value is None:
+                        self._notified.pop(job_id, None)
+                    else:
+                        self._notified[job_id] = value
                 if origin is Origin.SCHEDULES:
-                    self._schedules_changed.update(ids)
+                    self._schedules_changed.update(job_id for job_id, _ in items)
                 self._wake.set()
                 return
         elif kind == POLICY:
@@ -519,6 +616,7 @@ class Agent:
         if self._resync:
             self._resync = False
             self._dirty.clear()
+            self._notified.clear()
             self._schedules_changed.clear()
             started = time.monotonic()
             self._dirty_policies.clear()
@@ -546,20 +644,30 @@ class Agent:
             logger.debug("policies reloaded for job(s) {}", ids)
         if self._dirty:
             dirty, self._dirty = self._dirty, {}
+            notified, self._notified = self._notified, {}
             changed, self._schedules_changed = sorted(self._schedules_changed), set()
             if changed:
                 self.timetable.replace(await self.store.schedules(changed), changed)
             states = await self.store.job_states(sorted(dirty))
-            await self._apply_states(states, dirty, full=False)
+            await self._apply_states(states, dirty, full=False, notified=notified)
 
     def server_now(self) -> datetime:
         """The database server's clock, estimated from the last reading."""
         return datetime.fromtimestamp(time.time() + self._clock_offset, UTC)
 
     async def _apply_states(
-        self, states: Sequence[JobState], origins: Mapping[int, Origin], *, full: bool
+        self,
+        states: Sequence[JobState],
+        origins: Mapping[int, Origin],
+        *,
+        full: bool,
+        notified: Mapping[int, Stored] | None = None,
     ) -> None:
-        """Correct next runs where the engine says so, then (re)queue the runnable jobs."""
+        """Correct next runs where the engine says so, then (re)queue the runnable jobs.
+
+        ``notified``: per job, the next run the handled notification says its transaction
+        left; a row read with another value was written since (see notifyagent.timetable).
+        """
         assert self.timetable is not None
         if states and states[0].server_now is not None:
             self._clock_offset = states[0].server_now.timestamp() - time.time()
@@ -583,11 +691,17 @@ class Agent:
                 self._rerun[s.job_id] = s.next_run
             row = Row(s.job_id, s.enabled, s.agent_id is not None, s.next_run, s.never)
             catchup_skip = self.policies.get(s.job_id, DEFAULT).catchup == "skip"
-            wanted, value = self.timetable.correction(row, origin, now, catchup_skip)
+            seen = notified.get(s.job_id) if notified else None
+            if seen is not None and self._written.get(s.job_id) == row.stored:
+                # the later write is our own (a release with what the engine said before this
+                # change reached us): check it against the engine like any computed value
+                seen = None
+            wanted, value = self.timetable.correction(row, origin, now, catchup_skip, seen)
             if wanted and not full and self._dirty.get(s.job_id) is Origin.EXPLICIT:
                 # a client wrote the row after the notification we are handling (a Run now
                 # right after a schedule change): what we read is theirs; the next round
-                # handles it as explicit
+                # handles it as explicit (needed when the payload names no value: triggers
+                # of an older install)
                 wanted = False
             if wanted and s.job_id not in self.running:
                 corrections.append((s.job_id, s.next_run, value))
@@ -597,6 +711,7 @@ class Agent:
         if corrections:
             done = await self.store.correct_next_runs(corrections)
             corrected = {j: v for j, _, v in corrections if j in done}
+            self._written.update((j, Stored(v)) for j, v in corrected.items())
             logger.debug("corrected the next run of {} job(s)", len(corrected))
         loop_now = asyncio.get_running_loop().time()
         entries: dict[int, float] = {}
@@ -632,6 +747,7 @@ class Agent:
                 logger.debug("queue: job {} removed", job_id)
             if job_id not in next_runs:
                 self.timetable.forget(job_id)
+                self._written.pop(job_id, None)
 
     def _warn_if_never(self, s: JobState, now: datetime) -> None:
         """Say why a job with enabled, unexpired schedules has no next run: no date they
@@ -656,12 +772,15 @@ class Agent:
         free = self.settings.max_concurrency - len(self.running)
         if free <= 0 or self._stop.is_set() or self.agent_id is None:
             return False
+        if not self._connected.is_set():  # e.g. a DSN change waiting for its listener
+            return False
         loop = asyncio.get_running_loop()
         ids = self.queue.pop_due(loop.time(), limit=free)
         if not ids:
             return False
         began = loop.time()
-        claimed = await self.store.claim(
+        store, runner = self.store, self.runner
+        claimed = await store.claim(
             ids, limit=free, station=self.settings.station, agent=self.agent_id
         )
         logger.debug(
@@ -672,7 +791,9 @@ class Agent:
         )
         for job in claimed:
             self._locked_retries.pop(job.job_id, None)
-            self.running[job.job_id] = asyncio.create_task(self._run(job), name=f"job-{job.job_id}")
+            self.running[job.job_id] = asyncio.create_task(
+                self._run(job, store, runner), name=f"job-{job.job_id}"
+            )
         leftover = sorted(set(ids) - {j.job_id for j in claimed})
         if leftover:
             await self._recheck(leftover)
@@ -695,7 +816,8 @@ class Agent:
 
     # -- running a job ------------------------------------------------------------------
 
-    async def _run(self, job: ClaimedJob) -> None:
+    async def _run(self, job: ClaimedJob, store: Store, runner: StepRunner) -> None:
+        """One run on the connections it was claimed with (a DSN change does not move it)."""
         started = time.monotonic()
         self.metrics.runs_started.labels(job.name).inc()
         self.metrics.start_lag.observe(max(0.0, job.lag))
@@ -711,7 +833,7 @@ class Agent:
         self._claimed[job.job_id] = job
         try:
             status = await run_steps(
-                job, self.store, self.runner, self._observe_step, self.policy(job.job_id)
+                job, store, runner, self._observe_step, self.policy(job.job_id)
             )
         except asyncio.CancelledError:
             status = "d"
@@ -737,11 +859,14 @@ class Agent:
             )
         finally:
             try:
-                await self._release(job, status)
+                await self._release(job, status, store)
             finally:
-                self.running.pop(job.job_id, None)
-                self._claimed.pop(job.job_id, None)
-                self._dirty.setdefault(job.job_id, Origin.EXPLICIT)
+                me = asyncio.current_task()
+                self._departing.discard(me)
+                if self.running.get(job.job_id) is me:
+                    del self.running[job.job_id]
+                    self._claimed.pop(job.job_id, None)
+                    self._dirty.setdefault(job.job_id, Origin.EXPLICIT)
                 self._wake.set()
         duration = time.monotonic() - started
         self.metrics.runs_finished.labels(job.name, status).inc()
@@ -796,9 +921,13 @@ class Agent:
             seconds
         )
 
-    async def _release(self, job: ClaimedJob, status: str) -> None:
+    async def _release(self, job: ClaimedJob, status: str, store: Store) -> None:
         """Release ``job`` whatever happens: retry while the database is away; if the triggers
         cannot compute its next run, release it without that (and say why)."""
+        departed = self._departed.get(store)
+        if departed is not None:
+            await self._release_departed(job, status, store, departed)
+            return
         delay = 0.1
         rerun = self._after_run(job, status)
         while True:
@@ -807,7 +936,9 @@ class Agent:
             assert self.timetable is not None
             next_run = rerun or self.timetable.next_run(job.job_id, self.server_now())
             try:
-                released = await self.store.release(job, status, agent, next_run)
+                released = await store.release(job, status, agent, next_run)
+                if released:
+                    self._written[job.job_id] = Stored(next_run)
                 if released or self.agent_id == agent:
                     return
                 # the statement waited (pool, lock) while the listener came back under a new
@@ -838,7 +969,9 @@ class Agent:
                     " ".join(str(err).split()),
                 )
                 try:
-                    released = await self.store.release_without_recompute(job, status, agent)
+                    released = await store.release_without_recompute(job, status, agent)
+                    if released:
+                        self._written[job.job_id] = Stored(None, never=True)
                     if released or self.agent_id == agent:
                         return
                     continue
@@ -853,6 +986,27 @@ class Agent:
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.settings.max_backoff)
+
+    async def _release_departed(
+        self, job: ClaimedJob, status: str, store: Store, agent: int
+    ) -> None:
+        """Release a run of a database a DSN change left: our schedules are not that
+        database's, so its triggers compute the next run, as for a pgAgent release."""
+        for delay in (0.1, 0.5, 1.0, 2.0, 5.0):
+            try:
+                await store.release(job, status, agent, None, recompute=True)
+                return
+            except psycopg.Error as err:
+                logger.warning(
+                    "job {}: release in the old database failed ({}); retrying",
+                    job.job_id,
+                    " ".join(str(err).split()),
+                )
+            await asyncio.sleep(delay)
+        logger.error(
+            "job {}: giving up its release in the old database; an agent there cleans it up",
+            job.job_id,
+        )
 
     # -- history retention --------------------------------------------------------------
 
@@ -885,52 +1039,89 @@ class Agent:
         while not self._stop.is_set():
             interval = self.settings.liveness_interval
             if self._connected.is_set():
-                # not wait_for: cancelling a query on a stalled link can itself stall
-                check = asyncio.ensure_future(self._liveness_check())
-                done, _ = await asyncio.wait({check}, timeout=LIVENESS_TIMEOUT)
+                result: str | None
                 try:
-                    if not done:
-                        check.cancel()
-                        self._background.add(check)
-                        check.add_done_callback(self._background.discard)
-                        raise TimeoutError
-                    check.result()
+                    result = await self._liveness_check()
                 except TimeoutError:
-                    self.metrics.liveness.labels("timeout").inc()
+                    result = "timeout"
                     logger.warning(
                         "liveness check got no answer in {:g}s: reconnecting", LIVENESS_TIMEOUT
                     )
                     if self._listen_conn is not None:
                         await self._listen_conn.close()
                 except (psycopg.Error, OSError) as err:
-                    self.metrics.liveness.labels("error").inc()
+                    result = "error"
                     if schema_gone(err):
                         await self._schema_lost(err)
                     else:
                         logger.warning("liveness check failed: {}", err)
+                if result is not None:
+                    self.metrics.liveness.labels(result).inc()
             if interval <= 0:
                 return
             await self._sleep_or_stop(interval)
 
-    async def _liveness_check(self) -> None:
+    async def _bounded(self, aw: Awaitable[T], seconds: float) -> T:
+        """``aw``'s result, or TimeoutError after ``seconds``. Not wait_for: cancelling
+        a query on a stalled link can itself stall, so the abandoned statement is cancelled in
+        the background."""
+        task = asyncio.ensure_future(aw)
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+        if not done:
+            task.cancel()
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            raise TimeoutError
+        return task.result()
+
+    async def _liveness_check(self) -> str | None:
+        """One statement sends the ping and finds the dead agents; then the ping's round trip
+        and the cleanup run side by side, each with its own time limit: a lost ping neither
+        cancels the cleanup nor passes for a database that does not answer (TimeoutError).
+
+        Returns 'ok' or 'ping_lost'; None when the listener was replaced during the check (a
+        ping sent before its LISTEN cannot reach it; that loss was noticed already).
+        """
         me = self.agent_id
+        listener = self._listen_conn
         ping = f"ping:{me}:{next(self._ping_seq)}"
         self._ping_expected = ping
         self._ping_back.clear()
-        zombies = await self.store.liveness(ping)
+        zombies = await self._bounded(self.store.liveness(ping), LIVENESS_TIMEOUT)
+        cleanup = asyncio.ensure_future(self._reap_zombies(zombies, me))
         try:
-            await asyncio.wait_for(self._ping_back.wait(), 10)
-            self.metrics.liveness.labels("ok").inc()
-        except TimeoutError:
-            self.metrics.liveness.labels("ping_lost").inc()
-            if self._connected.is_set() and self._listen_conn is not None:
-                logger.warning("notification round trip failed: reconnecting the listener")
-                await self._listen_conn.close()
-        for pid in zombies:
-            if pid == self.agent_id:
-                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ping_back.wait(), PING_TIMEOUT)
+        except BaseException:
+            cleanup.cancel()
+            raise
+        result: str | None = "ok"
+        if not self._ping_back.is_set():
+            if listener is None or self._listen_conn is not listener:
+                result = None
+            else:
+                result = "ping_lost"
+                logger.warning(
+                    "notification round trip failed (no ping back in {:g}s): reconnecting the "
+                    "listener",
+                    PING_TIMEOUT,
+                )
+                await listener.close()
+        await cleanup
+        return result
+
+    async def _reap_zombies(self, pids: Sequence[int], me: int | None) -> None:
+        """Clean up after each dead agent, one transaction each."""
+        for pid in pids:
+            if pid in (me, self.agent_id):
+                continue  # our own earlier identity: the reconnect moves its claims
             try:
-                done = await self.store.reap_zombie(pid)
+                done = await self._bounded(self.store.reap_zombie(pid), LIVENESS_TIMEOUT)
+            except TimeoutError:
+                logger.warning(
+                    "could not clean up dead agent {}: no answer in {:g}s", pid, LIVENESS_TIMEOUT
+                )
+                return
             except psycopg.Error as err:
                 logger.error("could not clean up dead agent {}: {}", pid, err)
                 continue

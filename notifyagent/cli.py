@@ -232,7 +232,6 @@ async def _uninstall(args: argparse.Namespace) -> int:
 
     async with await db.connect(conninfo.resolve_dsn(args.dsn)) as conn:
         await schema.uninstall(conn)
-    logger.info("removed notifyagent's schema and triggers")
     return 0
 
 

@@ -12,59 +12,12 @@ from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
 from notifyagent import db
-from notifyagent.errors import ConfigError
+from notifyagent.core.fields import FIELDS as FIELDS  # the CLI's schedule options
+from notifyagent.core.fields import parse_field
 from notifyagent.ops import find_job
 from notifyagent.schedule import Schedule, next_runs, schedule_from_arrays
 from notifyagent.sqlfiles import query
 from notifyagent.store import Store
-
-WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-#: field -> (array length, first value, names for values)
-FIELDS: dict[str, tuple[int, int, Sequence[str]]] = {
-    "minutes": (60, 0, ()),
-    "hours": (24, 0, ()),
-    "weekdays": (7, 0, WEEKDAYS),
-    "monthdays": (32, 1, ()),
-    "months": (12, 1, MONTHS),
-}
-
-
-def _value(field: str, token: str) -> int:
-    length, first, names = FIELDS[field]
-    word = token.strip().lower()
-    if field == "monthdays" and word == "last":
-        return 32
-    if word[:3] in names and word.isalpha():
-        return names.index(word[:3]) + first
-    try:
-        value = int(word)
-    except ValueError:
-        raise ConfigError(
-            f"{field}: {token!r} is not a number{' or a name' if names else ''} "
-            f"(allowed: {first}-{first + length - 1}{', ' + '/'.join(names) if names else ''}"
-            f"{', last' if field == 'monthdays' else ''})"
-        ) from None
-    if not first <= value < first + length:
-        raise ConfigError(f"{field}: {value} is out of range {first}-{first + length - 1}")
-    return value
-
-
-def parse_field(field: str, text: str | None) -> list[bool]:
-    """``"8-17"`` / ``"mon-fri"`` / ``"1,15,last"`` -> pgAgent's bool array for ``field``."""
-    length, first, _ = FIELDS[field]
-    selected = [False] * length
-    for part in (text or "").split(","):
-        if not part.strip():
-            continue
-        lo, sep, hi = part.partition("-")
-        low = _value(field, lo)
-        high = _value(field, hi) if sep else low
-        if high < low:
-            raise ConfigError(f"{field}: range {part.strip()!r} runs backwards")
-        for v in range(low, high + 1):
-            selected[v - first] = True
-    return selected
 
 
 def inline_schedule(

@@ -14,7 +14,7 @@ from notifyagent.sqlfiles import query, script
 #: The pgagent schema version this agent speaks (pgAgent 4.x).
 PGAGENT_SCHEMA_VERSION = 4
 #: The version of sql/install.sql (must match ``notifyagent.version()`` defined there).
-NOTIFYAGENT_SCHEMA_VERSION = 2
+NOTIFYAGENT_SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -87,8 +87,18 @@ async def install(conn: AsyncConn, *, force: bool = False) -> bool:
     return True
 
 
-async def uninstall(conn: AsyncConn) -> None:
-    """Remove notifyagent's schema and triggers; pgagent's own objects stay untouched."""
+async def uninstall(conn: AsyncConn) -> bool:
+    """Remove notifyagent's schema and triggers; pgagent's own objects stay untouched.
+
+    Returns whether there was anything to remove; says which, as :func:`install` does.
+    """
     async with conn.transaction():
         await conn.execute(query("install_lock"))
-        await conn.execute(script("uninstall").encode())
+        cur = await conn.execute(script("uninstall").encode())
+        row = await cur.fetchone()
+    present = bool(row and row["present"])
+    if present:
+        logger.info("removed notifyagent's schema and triggers")
+    else:
+        logger.info("nothing to remove: notifyagent is not installed in this database")
+    return present

@@ -1,6 +1,6 @@
 """Running one job step: SQL on a (cached) connection, or a batch script in a subprocess.
 
-Semantics follow pgAgent (pgagent-behaviour.md §3.5, §3.6): SQL runs through the simple query
+Semantics follow pgAgent (docs/compatibility.md §3.5, §3.6): SQL runs through the simple query
 protocol (several statements, one implicit transaction), ``result`` is the row count of the
 last statement or -1 on error, the output is '' or the server's error; a batch step is a
 0700 script in a private temp dir run by ``/bin/sh``, ``result`` is its exit code (-1 when

@@ -250,16 +250,23 @@ class Store:
         return count == 1
 
     async def release(
-        self, job: ClaimedJob, status: str, agent: int, next_run: datetime | None
+        self,
+        job: ClaimedJob,
+        status: str,
+        agent: int,
+        next_run: datetime | None,
+        *,
+        recompute: bool = False,
     ) -> bool:
         """Finish the run log and hand the job back, in one statement; False when ``agent``
-        no longer holds the job (another agent took us for dead, or our id changed)."""
+        no longer holds the job (another agent took us for dead, or our id changed).
+        ``recompute`` writes NULL, so the extension's trigger computes the next run."""
         params = {
             "jlgid": job.jlgid,
             "jobid": job.job_id,
             "status": status,
             "agent": agent,
-            "nextrun": sql_time(next_run),
+            "nextrun": None if recompute else sql_time(next_run),
         }
         return bool(await self._rows("release", params))
 

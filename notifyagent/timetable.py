@@ -12,6 +12,11 @@ Whose value wins:
   time the job really runs;
 * after a (re)connect the stored value is corrected when it lies in the future (or is
   'infinity') and differs; a due or overdue value runs once first (pgAgent's catch-up).
+
+The agent reads a row some time after the notification that sent it there. A recompute or
+schedule notification names the value its transaction left (:class:`Stored`): a row holding
+another value was written again since, and that write's own notification decides (a Run now
+committed right after a schedule change is honoured, however the two are timed).
 """
 
 from __future__ import annotations
@@ -35,6 +40,32 @@ class Origin(enum.Enum):
 
 
 @dataclass(frozen=True)
+class Stored:
+    """A ``jobnextrun`` value: a time, NULL (``at`` None) or 'infinity' (``never``)."""
+
+    at: dt.datetime | None
+    never: bool = False
+
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def parse_stored(text: str) -> Stored | None:
+    """A value as the triggers write it in a payload (``notifyagent.payload_time``):
+    microseconds since the epoch, 'i' for 'infinity', '' for NULL. None when it cannot be
+    represented here (beyond Python's years), i.e. unknown. Raises ValueError when malformed."""
+    if text == "":
+        return Stored(None)
+    if text == "i":
+        return Stored(None, never=True)
+    micros = int(text)
+    try:
+        return Stored(EPOCH + dt.timedelta(microseconds=micros))
+    except OverflowError:
+        return None
+
+
+@dataclass(frozen=True)
 class Row:
     """The columns of a pga_job row that matter here."""
 
@@ -43,6 +74,10 @@ class Row:
     claimed: bool
     next_run: dt.datetime | None  # NULL, or 'infinity' when never is set
     never: bool = False
+
+    @property
+    def stored(self) -> Stored:
+        return Stored(None if self.never else self.next_run, self.never)
 
 
 class Timetable:
@@ -86,15 +121,25 @@ class Timetable:
         return self.next_run(job_id, when - dt.timedelta(minutes=1)) == when
 
     def correction(
-        self, row: Row, origin: Origin, now: dt.datetime, catchup_skip: bool = False
+        self,
+        row: Row,
+        origin: Origin,
+        now: dt.datetime,
+        catchup_skip: bool = False,
+        notified: Stored | None = None,
     ) -> tuple[bool, dt.datetime | None]:
         """``(True, value)`` when the stored next run must become ``value`` (None = NULL).
 
         ``catchup_skip`` (policy catchup = skip): after a (re)connect, a missed *scheduled*
         time is replaced by the next one instead of running once; an explicit time (Run now)
         still runs.
+
+        ``notified``: the value the notification being handled says its transaction left.
+        A row holding another value was written after it, and is left to that write.
         """
         if not row.enabled or row.claimed or origin is Origin.EXPLICIT:
+            return False, None
+        if notified is not None and row.stored != notified:
             return False, None
         if not self._schedules.get(row.job_id) and not row.never:
             return False, None  # no schedule: a stored time can only be a client's Run now

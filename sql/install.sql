@@ -1,5 +1,7 @@
--- notifyagent's own database objects (schema version 2).
+-- notifyagent's own database objects (schema version 3).
 -- Applied in one transaction by `notifyagent install` (and by `serve` when missing or older).
+-- Every statement is idempotent (CREATE OR REPLACE / IF NOT EXISTS), so the same script installs
+-- and upgrades an earlier version in place.
 -- The pgagent extension's objects are never altered: we only add triggers that call our
 -- functions. None of them writes a row, so pgAdmin's `xmin = txid_current()` lookup still
 -- finds exactly the job it created.
@@ -8,7 +10,7 @@ CREATE SCHEMA IF NOT EXISTS notifyagent;
 COMMENT ON SCHEMA notifyagent IS 'notifyagent: change notifications and safety triggers for the pgagent schema';
 
 CREATE OR REPLACE FUNCTION notifyagent.version() RETURNS int
-LANGUAGE sql IMMUTABLE AS 'SELECT 2';
+LANGUAGE sql IMMUTABLE AS 'SELECT 3';
 
 -- Per-job policies: what pgAgent cannot express. A job without a row behaves like pgAgent.
 -- Rows go with their job (ON DELETE CASCADE), so pgAdmin's job deletion keeps working.
@@ -49,15 +51,62 @@ BEGIN
   END LOOP;
 END $$;
 
+-- A jobnextrun as notification payload text: microseconds since the Unix epoch, 'i' for
+-- 'infinity', '' for NULL.
+CREATE OR REPLACE FUNCTION notifyagent.payload_time(v timestamptz) RETURNS text
+LANGUAGE sql STABLE AS $$
+  SELECT CASE WHEN v = 'infinity' THEN 'i'
+              WHEN isfinite(v) THEN round(extract(epoch FROM v) * 1000000)::bigint::text
+              ELSE '' END
+$$;
+
+-- Like notify_jobs, with the jobnextrun the transaction left for each job: "<kind>:<id>=<time>,...".
+-- The agent reads the row later; a value other than the one named here was written after this
+-- transaction (a Run now right after a schedule change), so it is not corrected away. Chunks of
+-- 250 keep each payload under 8000 bytes.
+CREATE OR REPLACE FUNCTION notifyagent.notify_next_runs(kind text, ids int[], next_runs timestamptz[])
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF coalesce(array_length(ids, 1), 0) > 100000 THEN
+    PERFORM pg_notify('notifyagent', 'resync');
+    RETURN;
+  END IF;
+  PERFORM pg_notify('notifyagent',
+                    kind || ':' || string_agg(id || '=' || notifyagent.payload_time(at), ','
+                                              ORDER BY k))
+     FROM unnest(ids, next_runs) WITH ORDINALITY AS u(id, at, k)
+    GROUP BY (k - 1) / 250
+    ORDER BY (k - 1) / 250;
+END $$;
+
+-- notify_next_runs for some jobs with their jobnextrun as this transaction sees it now (after
+-- the extension's triggers recomputed it); a job deleted meanwhile is sent with ''.
+CREATE OR REPLACE FUNCTION notifyagent.notify_current_next_runs(kind text, ids int[]) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+  found int[];
+  next_runs timestamptz[];
+BEGIN
+  SELECT array_agg(u.id ORDER BY u.id), array_agg(j.jobnextrun ORDER BY u.id)
+    INTO found, next_runs
+    FROM (SELECT DISTINCT unnest(ids) AS id) u LEFT JOIN pgagent.pga_job j ON j.jobid = u.id
+   WHERE u.id IS NOT NULL;
+  PERFORM notifyagent.notify_next_runs(kind, found, next_runs);
+END $$;
+
 -- pga_job: only changes that matter for scheduling (next run, enabled, host, release) notify,
 -- so the agent's own claim (jobagentid, joblastrun) does not wake anybody. Kind "recompute"
 -- marks a statement whose jobnextrun came from the extension's recompute (someone wrote NULL:
 -- a schedule edit, enabling a job, a release), which the agent then checks against its own
--- engine; kind "job" is an explicit value a client wrote (Run now), which the agent honours.
+-- engine (the payload names the value computed); kind "job" is an explicit value a client wrote
+-- (Run now), which the agent honours.
 CREATE OR REPLACE FUNCTION notifyagent.job_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
   kind text := 'job';
+  ids int[];
+  next_runs timestamptz[];
 BEGIN
   IF current_setting('notifyagent.recomputed', true) = 'on' THEN
     kind := 'recompute';
@@ -68,29 +117,36 @@ BEGIN
   ELSIF TG_OP = 'DELETE' THEN
     PERFORM notifyagent.notify_jobs(kind, ARRAY(SELECT jobid FROM old_rows ORDER BY 1));
   ELSIF TG_OP = 'UPDATE' THEN
-    PERFORM notifyagent.notify_jobs(kind, ARRAY(
-      SELECT n.jobid FROM new_rows n JOIN old_rows o USING (jobid)
-       WHERE n.jobnextrun IS DISTINCT FROM o.jobnextrun
-          OR n.jobenabled IS DISTINCT FROM o.jobenabled
-          OR n.jobhostagent IS DISTINCT FROM o.jobhostagent
-          OR (o.jobagentid IS NOT NULL AND n.jobagentid IS NULL)
-       ORDER BY 1));
+    SELECT array_agg(n.jobid ORDER BY n.jobid), array_agg(n.jobnextrun ORDER BY n.jobid)
+      INTO ids, next_runs
+      FROM new_rows n JOIN old_rows o USING (jobid)
+     WHERE n.jobnextrun IS DISTINCT FROM o.jobnextrun
+        OR n.jobenabled IS DISTINCT FROM o.jobenabled
+        OR n.jobhostagent IS DISTINCT FROM o.jobhostagent
+        OR (o.jobagentid IS NOT NULL AND n.jobagentid IS NULL);
+    IF kind = 'recompute' THEN
+      PERFORM notifyagent.notify_next_runs(kind, ids, next_runs);
+    ELSE
+      PERFORM notifyagent.notify_jobs(kind, ids);
+    END IF;
   ELSE  -- TRUNCATE
     PERFORM pg_notify('notifyagent', 'resync');
   END IF;
   RETURN NULL;
 END $$;
 
+-- Schedule and exception changes name each job's jobnextrun after the extension's row triggers
+-- (AFTER ROW, fired before these statement triggers) recomputed it.
 CREATE OR REPLACE FUNCTION notifyagent.schedule_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
   IF TG_OP = 'INSERT' THEN
-    PERFORM notifyagent.notify_jobs('schedule', ARRAY(SELECT DISTINCT jscjobid FROM new_rows ORDER BY 1));
+    PERFORM notifyagent.notify_current_next_runs('schedule', ARRAY(SELECT jscjobid FROM new_rows));
   ELSIF TG_OP = 'DELETE' THEN
-    PERFORM notifyagent.notify_jobs('schedule', ARRAY(SELECT DISTINCT jscjobid FROM old_rows ORDER BY 1));
+    PERFORM notifyagent.notify_current_next_runs('schedule', ARRAY(SELECT jscjobid FROM old_rows));
   ELSIF TG_OP = 'UPDATE' THEN
-    PERFORM notifyagent.notify_jobs('schedule', ARRAY(
-      SELECT jscjobid FROM new_rows UNION SELECT jscjobid FROM old_rows ORDER BY 1));
+    PERFORM notifyagent.notify_current_next_runs('schedule', ARRAY(
+      SELECT jscjobid FROM new_rows UNION SELECT jscjobid FROM old_rows));
   ELSE
     PERFORM pg_notify('notifyagent', 'resync');
   END IF;
@@ -101,16 +157,15 @@ CREATE OR REPLACE FUNCTION notifyagent.exception_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
   IF TG_OP = 'INSERT' THEN
-    PERFORM notifyagent.notify_jobs('exception', ARRAY(
-      SELECT DISTINCT s.jscjobid FROM new_rows e JOIN pgagent.pga_schedule s ON s.jscid = e.jexscid ORDER BY 1));
+    PERFORM notifyagent.notify_current_next_runs('exception', ARRAY(
+      SELECT s.jscjobid FROM new_rows e JOIN pgagent.pga_schedule s ON s.jscid = e.jexscid));
   ELSIF TG_OP = 'DELETE' THEN
-    PERFORM notifyagent.notify_jobs('exception', ARRAY(
-      SELECT DISTINCT s.jscjobid FROM old_rows e JOIN pgagent.pga_schedule s ON s.jscid = e.jexscid ORDER BY 1));
+    PERFORM notifyagent.notify_current_next_runs('exception', ARRAY(
+      SELECT s.jscjobid FROM old_rows e JOIN pgagent.pga_schedule s ON s.jscid = e.jexscid));
   ELSIF TG_OP = 'UPDATE' THEN
-    PERFORM notifyagent.notify_jobs('exception', ARRAY(
+    PERFORM notifyagent.notify_current_next_runs('exception', ARRAY(
       SELECT s.jscjobid FROM (SELECT jexscid FROM new_rows UNION SELECT jexscid FROM old_rows) e
-        JOIN pgagent.pga_schedule s ON s.jscid = e.jexscid
-       GROUP BY 1 ORDER BY 1));
+        JOIN pgagent.pga_schedule s ON s.jscid = e.jexscid));
   ELSE
     PERFORM pg_notify('notifyagent', 'resync');
   END IF;
@@ -149,6 +204,8 @@ END $$;
 -- recompute, but a schedule that pga_next_schedule() cannot compute (the 31st in a 30-day
 -- month, 30 February) yields 'infinity' instead of aborting the statement: saving such a
 -- schedule in pgAdmin works, releasing the job works, and the agent then writes the real time.
+-- NULL array elements count as false, as in the agent's engine: the extension's function never
+-- returns for some of them (a row saved before notifyagent.schedule_without_nulls() existed).
 -- It also flags the statement as a recompute for notifyagent.job_changed().
 CREATE OR REPLACE FUNCTION notifyagent.safe_nextrun() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -158,8 +215,10 @@ BEGIN
   END IF;
   BEGIN
     NEW.jobnextrun := (
-      SELECT min(pgagent.pga_next_schedule(jscid, jscstart, jscend, jscminutes, jschours,
-                                          jscweekdays, jscmonthdays, jscmonths))
+      SELECT min(pgagent.pga_next_schedule(jscid, jscstart, jscend,
+               array_replace(jscminutes, NULL, false), array_replace(jschours, NULL, false),
+               array_replace(jscweekdays, NULL, false), array_replace(jscmonthdays, NULL, false),
+               array_replace(jscmonths, NULL, false)))
         FROM pgagent.pga_schedule WHERE jscenabled AND jscjobid = OLD.jobid);
   EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format OR numeric_value_out_of_range THEN
     NEW.jobnextrun := 'infinity';
@@ -173,6 +232,37 @@ CREATE OR REPLACE FUNCTION notifyagent.store_no_next_run() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
   NEW.jobnextrun := NULL;
+  RETURN NEW;
+END $$;
+
+-- A schedule with NULL array elements (possible in SQL, never sent by pgAdmin) is stored with
+-- false in their place. pgagent.pga_next_schedule() treats some such rows as matching no time
+-- and searches forever, so the statement that saves them would hang; notifyagent's engine
+-- already reads NULL as false, so the stored row now says what the agent runs. Rejecting the
+-- row instead would break scripts pgAgent accepts (a NULL next to a true value acts as false
+-- there). A BEFORE ROW trigger: it runs before the extension's pga_schedule_trigger, which is
+-- AFTER ROW and so sees the stored row whatever the names.
+CREATE OR REPLACE FUNCTION notifyagent.schedule_without_nulls() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+  fixed text[] := '{}';
+  row_json jsonb := to_jsonb(NEW);
+  col text;
+BEGIN
+  FOREACH col IN ARRAY ARRAY['jscminutes', 'jschours', 'jscweekdays', 'jscmonthdays', 'jscmonths']
+  LOOP
+    IF row_json -> col @> '[null]' THEN
+      NEW := jsonb_populate_record(NEW, jsonb_build_object(col, (
+        SELECT jsonb_agg(CASE WHEN e = 'null' THEN 'false'::jsonb ELSE e END ORDER BY n)
+          FROM jsonb_array_elements(row_json -> col) WITH ORDINALITY AS x(e, n))));
+      fixed := fixed || col;
+    END IF;
+  END LOOP;
+  RAISE WARNING 'notifyagent: schedule % (jscid %) of job %: NULL elements in % stored as false',
+    quote_literal(NEW.jscname), NEW.jscid, NEW.jscjobid, array_to_string(fixed, ', ')
+    USING DETAIL = 'pgagent.pga_next_schedule() can search forever for a schedule with NULL '
+                   'elements; notifyagent reads NULL as false.',
+          HINT = 'Write true or false for every element of the schedule arrays (pgAdmin does).';
   RETURN NEW;
 END $$;
 
@@ -194,6 +284,13 @@ CREATE OR REPLACE TRIGGER pga_zz_notifyagent_no_next_run BEFORE UPDATE ON pgagen
   FOR EACH ROW WHEN (NEW.jobnextrun = '-infinity')
   EXECUTE FUNCTION notifyagent.store_no_next_run();
 
+CREATE OR REPLACE TRIGGER notifyagent_schedule_no_nulls BEFORE INSERT OR UPDATE ON pgagent.pga_schedule
+  FOR EACH ROW WHEN (array_position(NEW.jscminutes, NULL) IS NOT NULL
+                     OR array_position(NEW.jschours, NULL) IS NOT NULL
+                     OR array_position(NEW.jscweekdays, NULL) IS NOT NULL
+                     OR array_position(NEW.jscmonthdays, NULL) IS NOT NULL
+                     OR array_position(NEW.jscmonths, NULL) IS NOT NULL)
+  EXECUTE FUNCTION notifyagent.schedule_without_nulls();
 CREATE OR REPLACE TRIGGER notifyagent_schedule_insert AFTER INSERT ON pgagent.pga_schedule
   REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION notifyagent.schedule_changed();
 CREATE OR REPLACE TRIGGER notifyagent_schedule_update AFTER UPDATE ON pgagent.pga_schedule

@@ -34,15 +34,21 @@ SELECT count(*) AS jobs, count(*) FILTER (WHERE jobenabled) AS enabled FROM pgag
 -- The agent's identity is the backend pid of its LISTEN connection, as pgAgent's is the pid
 -- of its main connection; pgAdmin and a C++ pgAgent both read this row.
 INSERT INTO pgagent.pga_jobagent (jagpid, jagstation) VALUES (pg_backend_pid(), %(station)s)
-RETURNING jagpid
+RETURNING jagpid, jaglogintime
 
 -- name: adopt_jobs
 -- After the LISTEN connection was replaced (new pid): move our running claims to the new
--- identity and drop the old row, before anybody takes the old pid for a dead agent.
-WITH moved AS (
-  UPDATE pgagent.pga_job SET jobagentid = %(new)s WHERE jobagentid = %(old)s RETURNING jobid)
-DELETE FROM pgagent.pga_jobagent WHERE jagpid = %(old)s
-RETURNING (SELECT count(*) FROM moved) AS moved
+-- identity and drop the old row, before anybody takes the old pid for a dead agent. The old
+-- row is ours only with our login time too; found = 0 after a DSN change means the new DSN
+-- names another database, where the old identity never was.
+WITH old AS (
+  DELETE FROM pgagent.pga_jobagent WHERE jagpid = %(old)s AND jaglogintime = %(login)s
+  RETURNING jagpid),
+moved AS (
+  UPDATE pgagent.pga_job SET jobagentid = %(new)s
+   WHERE jobagentid = %(old)s AND EXISTS (SELECT 1 FROM old)
+  RETURNING jobid)
+SELECT (SELECT count(*) FROM old) AS found, (SELECT count(*) FROM moved) AS moved
 
 -- name: unregister
 DELETE FROM pgagent.pga_jobagent WHERE jagpid = %(agent)s
@@ -245,7 +251,7 @@ SELECT sl.jsljlgid, sl.jslid, s.jstname, sl.jslstatus, sl.jslresult, sl.jslstart
  ORDER BY sl.jsljlgid, sl.jslid
 
 -- ---------------------------------------------------------------------------------------------
--- jobs files (notifyagent apply/export): notifyagent/jobsfile.py
+-- jobs files (notifyagent apply/export): notifyagent/jobsfile/database.py
 -- ---------------------------------------------------------------------------------------------
 
 -- name: jobsfile_read

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from tests.pg import Database, wait_for
 
 
@@ -103,6 +105,35 @@ def wait_finished(
         return logs if len(finished) >= runs and released else None
 
     return wait_for(done, timeout, what=f"{runs} finished run(s) of job {jobid}")
+
+
+def dead_agent_with_a_run(db: Database, pid: int, jobid: int) -> int:
+    """A dead agent ``pid`` that claimed ``jobid`` mid-run (run and step 'r'), made in one
+    transaction; returns the run's id. The job is made due first: notifyagent's claim guard
+    ignores a claim of a job that is not due."""
+    with psycopg.connect(db.dsn) as conn:
+        conn.execute(
+            "INSERT INTO pgagent.pga_jobagent (jagpid, jagstation) VALUES (%s, 'dead-host')",
+            (pid,),
+        )
+        conn.execute(
+            "UPDATE pgagent.pga_job SET jobnextrun = now() - interval '1 min' WHERE jobid = %s",
+            (jobid,),
+        )
+        conn.execute("UPDATE pgagent.pga_job SET jobagentid = %s WHERE jobid = %s", (pid, jobid))
+        row = conn.execute(
+            "INSERT INTO pgagent.pga_joblog (jlgjobid, jlgstatus) VALUES (%s, 'r') RETURNING jlgid",
+            (jobid,),
+        ).fetchone()
+        assert row is not None
+        conn.execute(
+            "INSERT INTO pgagent.pga_jobsteplog (jsljlgid, jsljstid, jslstatus) "
+            "SELECT %s, jstid, 'r' FROM pgagent.pga_jobstep WHERE jstjobid = %s",
+            (row[0], jobid),
+        )
+        claimed = conn.execute("SELECT jobagentid FROM pgagent.pga_job WHERE jobid = %s", (jobid,))
+        assert claimed.fetchone() == (pid,)
+    return int(row[0])
 
 
 @dataclass

@@ -28,7 +28,11 @@ def db(pg_server: Server) -> Iterator[Database]:
 
 @pytest.fixture
 def agent_factory(db: Database) -> Iterator[Callable[..., AgentProcess]]:
-    """Start ``notifyagent serve`` processes against the test database; all stopped at the end."""
+    """Start ``notifyagent serve`` processes against the test database; all stopped at the end.
+
+    At teardown every agent still running must stop on SIGTERM with exit code 0, and no agent
+    that ran to a clean exit may have logged a traceback. Agents that already exited with
+    another code (killed by the test, or a refusal the test checked) are exempt."""
     started: list[AgentProcess] = []
 
     def start(
@@ -43,10 +47,26 @@ def agent_factory(db: Database) -> Iterator[Callable[..., AgentProcess]]:
         return a.start(wait_registered=wait)
 
     yield start
+    problems: list[str] = []
     for a in started:
-        if a.proc is not None and a.proc.poll() is None:
-            a.stop()
-        a.close()
+        try:
+            if a.proc is None:
+                continue
+            was_running = a.proc.poll() is None
+            if was_running and (code := a.stop()) != 0:
+                problems.append(f"agent {a.station!r} exited {code} on SIGTERM:\n{a.log()}")
+            elif (
+                (was_running or a.proc.returncode == 0)
+                and a.logfile.exists()  # gone if the test closed the agent itself
+                and "Traceback" in a.log()
+            ):
+                problems.append(f"agent {a.station!r} logged a traceback:\n{a.log()}")
+        except AssertionError as err:  # did not stop in time
+            problems.append(str(err))
+        finally:
+            a.close()
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
 
 
 @pytest.fixture

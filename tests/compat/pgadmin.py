@@ -1,4 +1,4 @@
-"""Replaying pgAdmin's SQL (reference/pgadmin-sql/NN_*.sql) the way pgAdmin sends it.
+"""Replaying pgAdmin's SQL (tests/compat/pgadmin-sql/NN_*.sql) the way pgAdmin sends it.
 
 Each file is a sequence of driver calls, each introduced by a marker line
 ``-- @@pgadmin-call N: ...`` (``-- @@agent-call N: ...`` in file 18, the C++ agent's own

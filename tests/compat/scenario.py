@@ -22,6 +22,9 @@ OTHER_STATION = "compat-some-other-host"
 MISSING_DATABASE = "compat_no_such_database"
 #: The table only the "other" database has (so a step proves where it ran); two rows.
 OTHER_TABLE = "public.only_in_other"
+#: What job "batch_output_not_utf8" must store, step by step: its first step prints the bytes
+#: \377 and \376, which are not UTF-8; each becomes one U+FFFD, and the next step runs.
+NOT_UTF8_OUTPUTS = {"a_bad_bytes": "ok \ufffd\ufffd end\n", "b_after": "after\n"}
 
 
 def station() -> str:
@@ -42,6 +45,8 @@ class ScenarioJob:
     expect_steps: Sequence[str] | None = field(default=None)
     #: (job status, step statuses) under pgAgent where that is a bug notifyagent fixes
     pgagent_expect: tuple[str, Sequence[str]] | None = None
+    #: the exact jsloutput of each step, in the order they ran (None: not checked)
+    expect_outputs: Sequence[str] | None = None
 
 
 def jobs(target: Database, other_db: Database) -> list[ScenarioJob]:
@@ -198,6 +203,7 @@ def jobs(target: Database, other_db: Database) -> list[ScenarioJob]:
                 batch_step("b_after", "echo after\n"),
             ],
             expect_steps=["s", "s"],
+            expect_outputs=list(NOT_UTF8_OUTPUTS.values()),
             # pgAgent's log UPDATE fails on the invalid bytes: step left 'r', job 'f'
             pgagent_expect=("f", ["r"]),
         ),

@@ -16,6 +16,7 @@ import pytest
 
 from tests.compat import scenario
 from tests.compat.history import (
+    Comparison,
     Context,
     History,
     JobHistory,
@@ -89,18 +90,24 @@ def empty_query_message(
 
 
 def unstorable_output(ref: JobRun, cand: JobRun, ctx: Context) -> tuple[JobRun, JobRun] | None:
+    """pgAgent's run stuck at the step whose output it could not store, completed with what
+    the scenario says a log that can store it holds (scenario.NOT_UTF8_OUTPUTS): that step and
+    the later ones succeed with exactly those outputs. notifyagent's run is then compared
+    with that, field by field; the candidate is not consulted."""
     if ref.status != "f" or not ref.steps:
         return None
     i = len(ref.steps) - 1
     last = ref.steps[i]
     if (last.status, last.result, last.output, last.has_duration) != ("r", None, None, False):
         return None
-    if len(cand.steps) <= i or cand.steps[i].step != last.step:
+    names = list(scenario.NOT_UTF8_OUTPUTS)
+    if last.step not in names:
         return None
-    if "\ufffd" not in (cand.steps[i].output or ""):
-        return None
-    # as if pgAgent had stored the output: its later steps would then have run too
-    return replace(ref, status=cand.status, steps=ref.steps[:i] + cand.steps[i:]), cand
+    stored = tuple(
+        StepRun(name, "s", 0, scenario.NOT_UTF8_OUTPUTS[name])
+        for name in names[names.index(last.step) :]
+    )
+    return replace(ref, status="s", steps=ref.steps[:i] + stored), cand
 
 
 def without_claim_race_rows(runs: tuple[JobRun, ...]) -> tuple[JobRun, ...]:
@@ -148,7 +155,8 @@ KNOWN_DIFFERENCES: list[KnownDifference] = [
         "pgAgent splices a step's output into its log UPDATE as a string literal: batch output "
         "that is not valid UTF-8 makes that UPDATE fail, so the step log row stays 'r' forever "
         "(no result, no output, no duration), the job ends 'f' and its later steps do not run. "
-        "notifyagent stores the output with the invalid bytes replaced by U+FFFD and goes on.",
+        "notifyagent stores the output with each invalid byte replaced by U+FFFD and goes on; "
+        "its run is compared with the exact outputs the scenario expects.",
         run_rule=unstorable_output,
         always=True,
     ),
@@ -166,7 +174,7 @@ KNOWN_DIFFERENCES: list[KnownDifference] = [
 def check_expectations(
     history: History, jobs: Sequence[scenario.ScenarioJob], *, pgagent: bool = False
 ) -> list[str]:
-    """What the scenario says each job must do (pgagent-behaviour.md §0, §3.5, §3.6)."""
+    """What the scenario says each job must do (docs/compatibility.md §0, §3.5, §3.6)."""
     problems = []
     for j in jobs:
         if pgagent and j.pgagent_expect is not None:
@@ -182,6 +190,9 @@ def check_expectations(
         statuses = [s.status for s in runs[0].steps]
         if j.expect_steps is not None and statuses != list(j.expect_steps):
             problems.append(f"job {j.name!r}: step statuses {statuses} != {j.expect_steps}")
+        outputs = [s.output for s in runs[0].steps]
+        if j.expect_outputs is not None and not pgagent and outputs != list(j.expect_outputs):
+            problems.append(f"job {j.name!r}: step outputs {outputs} != {j.expect_outputs}")
     return problems
 
 
@@ -346,21 +357,31 @@ def test_known_differences_stay_narrow() -> None:
         history_with(pg), history_with(replace(na, status="f")), KNOWN_DIFFERENCES
     ).equal
 
-    # pgAgent could not store a step's output: only with U+FFFD in notifyagent's output
-    ok = StepRun("a", "s", 0, "ok")
-    stuck = StepRun("b", "r", None, None, has_duration=False)
-    stored = StepRun("b", "s", 0, "ok \ufffd\ufffd end\n")
-    after = StepRun("c", "s", 0, "after\n")
-    pg_run, na_run = JobRun("f", True, (ok, stuck)), JobRun("s", True, (ok, stored, after))
+    # pgAgent could not store a step's output: its run is completed with the scenario's exact
+    # outputs, and notifyagent's run must equal that
+    stuck = StepRun("a_bad_bytes", "r", None, None, has_duration=False)
+    stored = StepRun("a_bad_bytes", "s", 0, "ok \ufffd\ufffd end\n")
+    after = StepRun("b_after", "s", 0, "after\n")
+    pg_run, na_run = JobRun("f", True, (stuck,)), JobRun("s", True, (stored, after))
     assert unstorable_output(pg_run, na_run, ctx) == (na_run, na_run)
-    assert (
-        unstorable_output(pg_run, replace(na_run, steps=(ok, replace(stored, output="x"))), ctx)
-        is None
-    )
-    assert (
-        unstorable_output(replace(pg_run, steps=(ok, replace(stuck, status="f"))), na_run, ctx)
-        is None
-    )
+
+    def pair(pg: JobRun, na: JobRun) -> Comparison:
+        return compare(
+            {"j": JobHistory(runs=(pg,))}, {"j": JobHistory(runs=(na,))}, KNOWN_DIFFERENCES
+        )
+
+    assert pair(pg_run, na_run).equal
+    for wrong in (
+        (replace(stored, output="ok \ufffd end\n"), after),  # not the exact text
+        (replace(stored, result=1), after),
+        (stored, replace(after, output="")),  # the next step's output
+        (stored,),  # the next step did not run
+    ):
+        assert not pair(pg_run, replace(na_run, steps=wrong)).equal, wrong
+    assert not pair(pg_run, replace(na_run, status="f")).equal
+    # only pgAgent's stuck row of a step of that job
+    assert unstorable_output(JobRun("f", True, (replace(stuck, step="x"),)), na_run, ctx) is None
+    assert unstorable_output(JobRun("f", True, (replace(stuck, status="f"),)), na_run, ctx) is None
 
     phantom = JobRun("i", False)
     real = JobRun("s", True)

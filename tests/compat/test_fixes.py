@@ -169,13 +169,15 @@ def test_waits_for_the_database_at_startup(pg_server: Server, agent_factory: Fac
 
 @pytest.mark.slow
 def test_survives_a_postgresql_restart(
-    pg_server: Server, db: Database, agent: AgentProcess
+    pg_server: Server, db: Database, agent_factory: Factory
 ) -> None:
     """pgAgent exits 1 at its first poll after the server went away (pgagent #43, §3.9): its
-    jobs then stop until someone restarts it. notifyagent reconnects and runs them."""
+    jobs then stop until someone restarts it. notifyagent reconnects, runs them, and cleans up
+    the agent row the dead pgAgent left behind."""
     cluster = pg_server.cluster
     if cluster is None:
         pytest.skip("restarts the tests' own throwaway cluster")
+    agent = agent_factory("--liveness-interval", "1")
     pgagent = PgAgentProcess(db).start(scenario.station())
     try:
         cluster.restart()
@@ -191,4 +193,15 @@ def test_survives_a_postgresql_restart(
     jobid = make_job(db, "after_restart", [sql_step("a", "SELECT 1")])
     run_now(db, jobid)
     assert wait_finished(db, jobid, timeout=30)[0]["jlgstatus"] == "s"
-    wait_for(lambda: db.value("SELECT count(*) FROM pgagent.pga_jobagent") >= 1, 10)
+
+    def agents() -> list[dict[str, object]]:
+        return db.rows(
+            "SELECT jagstation, jagpid IN (SELECT pid FROM pg_stat_activity) AS alive "
+            "FROM pgagent.pga_jobagent"
+        )
+
+    # exactly one row: notifyagent's, registered again under its new backend pid; pgAgent's
+    # row (its pid died with the restart) reaped by notifyagent's liveness check
+    only_ours = [{"jagstation": "test-station", "alive": True}]
+    wait_for(lambda: agents() == only_ours, 10, what="only notifyagent's live agent row")
+    assert db.value("SELECT count(*) FROM pgagent.pga_jobagent") == 1

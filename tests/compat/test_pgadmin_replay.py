@@ -1,4 +1,4 @@
-"""pgAdmin against notifyagent: the 22 files of reference/pgadmin-sql replayed call by call.
+"""pgAdmin against notifyagent: the 22 files of tests/compat/pgadmin-sql replayed call by call.
 
 pgAdmin is the only UI of pgAgent; it must keep working, unchanged, with notifyagent running:
 its create transaction still finds the new job with the ``xmin = txid_current()`` trick, its
@@ -9,6 +9,7 @@ the run. File 18 is the C++ agent's own writes for one run: notifyagent takes th
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -29,11 +30,12 @@ from tests.compat.pgadmin import (
 )
 from tests.pg import Database, Server, wait_for
 
-#: The issue's bound for a change to reach the due-queue ...
+#: The issue's bound for a change to reach the due-queue: asserted on the median of the five
+#: changes of the session (measured 1-5 ms on a loaded 2-core machine) ...
 QUEUE_LATENCY_TARGET = 0.1
-#: ... and what is asserted, loose enough for a loaded CI machine (the measured values are
-#: printed; see them with ``pytest -rP``).
-QUEUE_LATENCY_LIMIT = 0.5
+#: ... and the bound on each one, with room for a loaded machine's pauses (measured at most
+#: 40 ms, for the create transaction). See the values with ``pytest -rP``.
+QUEUE_LATENCY_LIMIT = 0.25
 #: The batch step of the replayed job deletes old CSV files there: never on a real system.
 EXPORTS = Path("/var/lib/appdb/exports")
 
@@ -134,7 +136,7 @@ def test_pgadmin_session_against_notifyagent(
 ) -> None:
     directory = sql_dir()
     if directory is None:
-        pytest.skip("the pgAdmin SQL files (reference/pgadmin-sql) are not on this machine")
+        pytest.skip("the pgAdmin SQL files (tests/compat/pgadmin-sql) are not on this machine")
     if EXPORTS.exists():
         pytest.skip(f"{EXPORTS} exists: the replayed batch step would delete files in it")
     agent = agent_factory()
@@ -147,6 +149,12 @@ def test_pgadmin_session_against_notifyagent(
     print(
         "queue latency after commit: "
         + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in latencies.items())
+    )
+    assert len(latencies) == 5
+    median = statistics.median(latencies.values())
+    assert median < QUEUE_LATENCY_TARGET, (
+        f"median queue latency {median * 1000:.0f} ms, target "
+        f"{QUEUE_LATENCY_TARGET * 1000:.0f} ms: {latencies}"
     )
     assert r.replayed == [p.name for p in r.files], "every file, in order"
     assert agent.stop() == 0
@@ -265,7 +273,7 @@ def test_call_blocks_are_parsed_like_validate_sh() -> None:
     """22 files; every block is one round trip; file 18 mixes agent and pgAdmin calls."""
     directory = sql_dir()
     if directory is None:
-        pytest.skip("the pgAdmin SQL files (reference/pgadmin-sql) are not on this machine")
+        pytest.skip("the pgAdmin SQL files (tests/compat/pgadmin-sql) are not on this machine")
     paths = files(directory)
     assert len(paths) == 22
     calls = {p.name[:2]: parse(p) for p in paths}

@@ -83,11 +83,22 @@ def agents(request: pytest.FixtureRequest) -> Iterator[AgentStarter]:
 
     yield start
     leaks: list[str] = []
+    problems: list[str] = []
+    # agents still running now must stop cleanly (exit 0, no traceback); the ones the test
+    # killed or stopped itself are its business
+    running = [a.proc is not None and a.proc.poll() is None for a in started]
     try:
-        for a in started:
-            with contextlib.suppress(AssertionError):
-                if a.proc is not None and a.proc.poll() is None:
-                    a.stop(timeout=40)
+        for n, a in enumerate(started):
+            if running[n]:
+                try:
+                    code: int | str = a.stop(timeout=40)
+                except AssertionError:
+                    code = "none: it did not stop within 40 s"
+                if code != 0:
+                    problems.append(f"agent {n} ({a.station}) exit code {code}:\n{a.log()[-6000:]}")
+                elif "Traceback" in (text := a.log()):
+                    tb = text[max(0, text.index("Traceback") - 2000) :][:6000]
+                    problems.append(f"agent {n} ({a.station}) logged a traceback:\n{tb}")
     finally:
         for n, a in enumerate(started):
             text = a.log()
@@ -98,6 +109,7 @@ def agents(request: pytest.FixtureRequest) -> Iterator[AgentStarter]:
             leaks += leaked_secrets(text)
             a.close()
     assert not leaks, f"a password appeared in an agent log: {leaks}"
+    assert not problems, "\n\n".join(problems)
 
 
 # -- measurements ---------------------------------------------------------------------------

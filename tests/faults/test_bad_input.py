@@ -145,7 +145,8 @@ def bad_run(pg_server: Server) -> Iterator[BadRun]:
         got = {str(s["jstname"]): s for s in steplogs(db, jobid)}
         assert list(got) == [s.name for s in steps]
         assert db.value("SELECT label FROM public.tick ORDER BY id LIMIT 1") == "last step"
-        agent.stop()
+        assert agent.stop() == 0, agent.log()[-4000:]
+        assert "Traceback" not in agent.log()
         yield BadRun(jobid, got, agent.log())
     finally:
         COLLECTED_LOGS.append(("bad_run", agent.log()))
@@ -347,5 +348,6 @@ def test_pgagent_extension_dropped_and_recreated(
         > 0
     )
     assert time.monotonic() - dropped < 60
-    agent.stop()
+    assert agent.stop() == 0
     assert "waiting up to 30.0s for 0 running job(s)" in agent.log()  # no job left behind
+    assert "Traceback" not in agent.log()

@@ -8,6 +8,8 @@ registering) so that jobs really fall due, and are made due, while nobody listen
 from __future__ import annotations
 
 import time
+from datetime import datetime
+from typing import cast
 
 import psycopg
 
@@ -100,18 +102,39 @@ def test_release_that_waits_across_a_listener_reconnect(db: Database, agents: Ag
     assert db.value("SELECT count(*) FROM pgagent.pga_job WHERE jobagentid IS NOT NULL") == 0
 
 
+def _run_now_committed_at(db: Database, jobid: int) -> datetime:
+    """Run now (``jobnextrun = now()``, as pgAdmin writes it); returns the server's clock read
+    in the committing transaction, just before the commit that sends the notification."""
+    with psycopg.connect(db.dsn) as conn:
+        conn.execute("UPDATE pgagent.pga_job SET jobnextrun = now() WHERE jobid = %s", (jobid,))
+        row = conn.execute("SELECT clock_timestamp()").fetchone()
+        assert row is not None
+        conn.commit()
+    return cast(datetime, row[0])
+
+
+def _first_start(db: Database, jobid: int) -> datetime | None:
+    return cast(
+        "datetime | None",
+        db.value("SELECT min(jlgstart) FROM pgagent.pga_joblog WHERE jlgjobid = %s", (jobid,)),
+    )
+
+
 def test_run_now_right_after_a_schedule_change_is_not_lost(
-    db: Database, agents: AgentStarter
+    db: Database, agents: AgentStarter, measure: Measure
 ) -> None:
     """A schedule change, then at once a Run now (a script, or pgAdmin's two dialogs quickly):
     the agent may read the row after both, but it must still run the job now. The lock on
     pga_exception holds the agent's schedule read until the Run now has committed, which
-    happens by chance within ~2 ms (a 0-7 ms gap lost 8 Run nows of 40 here)."""
+    happens by chance within ~2 ms (a 0-7 ms gap lost 8 Run nows of 40 here). The schedule
+    first fires hours ahead, so only the Run now can make the job run: a lost Run now is
+    corrected to the schedule's time and the job does not start."""
     agent = agents(db.dsn)
     jobid = tick_job(db, "edited")
     db.execute(
-        "INSERT INTO pgagent.pga_schedule (jscjobid, jscname, jscminutes) "
-        "VALUES (%s, 'every minute', array_fill(true, ARRAY[60]))",
+        "INSERT INTO pgagent.pga_schedule (jscjobid, jscname, jscstart, jscminutes) "
+        "VALUES (%s, 'every minute, from 3 hours on', now() + interval '3 hours', "
+        "array_fill(true, ARRAY[60]))",
         (jobid,),
     )
     agent.wait_log(f"queue: job {jobid} due at")
@@ -121,6 +144,16 @@ def test_run_now_right_after_a_schedule_change_is_not_lost(
         # for the lock too: the extension's recompute reads pga_exception)
         db.execute("SELECT pg_notify('notifyagent', %s)", (f"schedule:{jobid}",))
         wait_for(lambda: _waiting_on_lock(db, "pga_exception"), 10, what="the schedule read")
-        run_now(db, jobid)
+        committed = _run_now_committed_at(db, jobid)
         blocker.commit()
-    assert [r["jlgstatus"] for r in wait_finished(db, jobid, timeout=5)] == ["s"]
+    started = wait_for(lambda: _first_start(db, jobid), 10, what="the Run now's run to start")
+    lag = (started - committed).total_seconds()
+    measure("Run now right after a schedule change: run started after its commit", lag)
+    assert 0 <= lag < 1.0, lag
+    assert [r["jlgstatus"] for r in wait_finished(db, jobid, timeout=10)] == ["s"]
+    # the schedule is in charge again: next run hours ahead, nothing else ran
+    assert db.value(
+        "SELECT jobnextrun > now() + interval '2 hours' FROM pgagent.pga_job WHERE jobid = %s",
+        (jobid,),
+    )
+    assert db.value("SELECT count(*) FROM public.tick") == 1

@@ -18,6 +18,11 @@ STEP = (
     "SELECT pg_sleep(CASE WHEN EXISTS (SELECT 1 FROM public.tick WHERE label = 'short') "
     "THEN 0 ELSE 60 END)"
 )
+#: --liveness-interval of both agents (seconds).
+LIVENESS = 1.0
+#: docs/operations.md: a dead agent is cleaned up within one liveness interval plus a
+#: statement; the rest is headroom for a loaded machine.
+TAKEOVER_BOUND = LIVENESS + 1.5
 
 
 def _registered_id(agent: AgentProcess) -> int:
@@ -29,12 +34,12 @@ def test_sigkill_mid_job_second_agent_takes_over(
     db: Database, agents: AgentStarter, measure: Measure
 ) -> None:
     """The survivor's liveness check marks the dead agent's run and step 'd', releases its job
-    (next run from the schedule) and deletes its agent row within 30 s; the job then runs again
-    at its next due time, once, on the survivor. With client_connection_check_interval set,
-    the server also ends the dead agent's step query."""
+    (next run from the schedule) and deletes its agent row within one liveness interval (plus
+    a statement); the job then runs again at its next due time, once, on the survivor. With
+    client_connection_check_interval set, the server also ends the dead agent's step query."""
     db.execute(f"ALTER DATABASE \"{db.name}\" SET client_connection_check_interval = '1s'")
-    a = agents(db.dsn, "--liveness-interval", "1", station="agent-a")
-    b = agents(db.dsn, "--liveness-interval", "1", station="agent-b")
+    a = agents(db.dsn, "--liveness-interval", f"{LIVENESS:g}", station="agent-a")
+    b = agents(db.dsn, "--liveness-interval", f"{LIVENESS:g}", station="agent-b")
     jobid = make_job(db, "victim", [sql_step("sleep", STEP)])
     db.execute(
         "INSERT INTO pgagent.pga_schedule (jscjobid, jscname, jscminutes) "
@@ -73,7 +78,7 @@ def test_sigkill_mid_job_second_agent_takes_over(
     wait_for(cleaned, 30, interval=0.05, what="the survivor to clean up the dead agent")
     takeover = time.monotonic() - killed
     measure("SIGKILLed agent cleaned up by the survivor (liveness 1 s)", takeover)
-    assert takeover < 30
+    assert takeover < TAKEOVER_BOUND, takeover
     assert [s["jslstatus"] for s in steplogs(db, jobid)] == ["d"]
     assert joblogs(db, jobid)[0]["jlgduration"] is None
     survivor.wait_log(f"cleaned up dead agent {holder} (station {victim.station}): 1 run(s)")

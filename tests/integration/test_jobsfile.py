@@ -12,11 +12,10 @@ import pytest
 
 from notifyagent import jobsfile, schema
 from notifyagent.db import connect
+from notifyagent.dev import EXAMPLE_JOBS as EXAMPLE
 from notifyagent.errors import ConfigError
 from tests.cli import run_cli
 from tests.pg import Database, Server, new_database
-
-EXAMPLE = Path(jobsfile.__file__).with_name("examples") / "jobs.toml"
 
 #: What pgAdmin 4 sends for "Create job" (tests/compat/pgadmin-sql/02_create_job.sql), plus a
 #: second job made by hand: connection-string step, two steps of the same name, a disabled

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -12,7 +15,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from notifyagent.cluster import Cluster, free_port
+from notifyagent.metrics import HealthServer, Metrics
 from tests.agent import AgentProcess, batch_step, make_job, run_now, sql_step, wait_finished
+from tests.cli import run_cli
 from tests.pg import Database, wait_for
 
 Factory = Callable[..., AgentProcess]
@@ -115,3 +120,105 @@ def test_readyz_follows_the_database(own_cluster: Cluster, agent_factory: Factor
     assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200  # alive, just not ready
     own_cluster.start()
     wait_for(lambda: get(url)[0] == 200, 30, what="ready again")
+
+
+def _waiting_on_lock(db: Database, text: str) -> bool:
+    return bool(
+        db.value(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND query LIKE %s",
+            (f"%{text}%",),
+        )
+    )
+
+
+def _answer(url: str) -> tuple[int, str] | None:
+    """``get``, or None while nothing listens on the port yet."""
+    try:
+        return get(url)
+    except urllib.error.URLError:
+        return None
+
+
+def test_readyz_while_listening_is_lost(db: Database, agent_factory: Factory) -> None:
+    """The LISTEN connection is killed and its replacement is held up (a lock on pga_jobagent
+    keeps it from registering): /readyz says not ready for as long as nobody listens, /healthz
+    stays ok, and /readyz is ready again under the new agent id once the listener is back."""
+    port = free_port()
+    agent_factory("--metrics-address", str(port))
+    base = f"http://127.0.0.1:{port}"
+    assert get(f"{base}/readyz")[0] == 200
+    old = int(db.value("SELECT jagpid FROM pgagent.pga_jobagent"))
+    with psycopg.connect(db.dsn) as blocker:
+        blocker.execute("LOCK TABLE pgagent.pga_jobagent IN ACCESS EXCLUSIVE MODE")
+        db.execute("SELECT pg_terminate_backend(%s)", (old,))
+        wait_for(
+            lambda: _waiting_on_lock(db, "INSERT INTO pgagent.pga_jobagent"),
+            10,
+            what="the new listener to wait in its registration",
+        )
+        code, body = get(f"{base}/readyz")
+        assert (code, body) == (503, "not connected to the database\n")
+        assert get(f"{base}/healthz") == (200, "ok\n")
+        blocker.rollback()
+
+    def ready() -> str | None:
+        code, body = get(f"{base}/readyz")
+        return body if code == 200 else None
+
+    body = wait_for(ready, 10, what="ready again")
+    new = int(db.value("SELECT jagpid FROM pgagent.pga_jobagent"))
+    assert new != old
+    assert body.startswith(f"ready: agent {new},")
+
+
+def test_readyz_until_the_queue_is_loaded(db: Database, agent_factory: Factory) -> None:
+    """Connected and registered, but the first load of the schedules is held up (a lock on
+    pga_schedule): /readyz says the queue is not loaded yet, until it is."""
+    assert run_cli("install", "--dsn", db.dsn).code == 0
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/readyz"
+    with psycopg.connect(db.dsn) as blocker:
+        blocker.execute("LOCK TABLE pgagent.pga_schedule IN ACCESS EXCLUSIVE MODE")
+        agent = agent_factory("--metrics-address", str(port), wait=False)
+        agent.wait_log("registered as agent")
+        wait_for(
+            lambda: _waiting_on_lock(db, "pgagent.pga_schedule"),
+            10,
+            what="the queue load to wait on pga_schedule",
+        )
+        assert _answer(url) == (503, "queue not loaded yet\n")
+        assert "queue loaded" not in agent.log()
+        blocker.rollback()
+    agent.wait_log("queue loaded")
+    code, body = get(url)
+    assert code == 200
+    assert body.startswith("ready: agent ")
+
+
+def test_healthz_says_when_the_event_loop_is_stuck() -> None:
+    """/healthz asks the agent's event loop to answer within 2 s. A stall cannot be caused
+    honestly from outside a running agent (job steps run in other processes or on the
+    database, and SIGSTOP would stop the HTTP thread too), so this runs the real HTTP server
+    next to a real event loop in this process and blocks that loop with a synchronous sleep,
+    as a blocking call in the agent would."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    server = HealthServer(("127.0.0.1", 0), Metrics(), loop, lambda: (True, "ready"))
+    server.start()
+    try:
+        host, port = server.address
+        base = f"http://{host}:{port}"
+        assert get(f"{base}/healthz") == (200, "ok\n")
+        loop.call_soon_threadsafe(time.sleep, 4)  # the loop runs nothing else for 4 s
+        began = time.monotonic()
+        assert get(f"{base}/healthz") == (503, "event loop stuck\n")
+        assert time.monotonic() - began < 3.5  # answered after the 2 s wait, not the 4 s stall
+        assert get(f"{base}/readyz")[0] == 200  # the HTTP thread itself is not stuck
+        wait_for(lambda: get(f"{base}/healthz")[0] == 200, 10, what="the loop to answer again")
+    finally:
+        server.stop()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
 
 import pytest
 
@@ -40,40 +43,106 @@ def every_minute(db: Database, jobid: int) -> None:
     )
 
 
-def test_step_and_job_timeouts(db: Database, agent: AgentProcess) -> None:
-    sql_job = make_job(
-        db, "slow sql", [sql_step("a", "SELECT pg_sleep(30)"), sql_step("b", "SELECT 1")]
-    )
-    policy(db, sql_job, step_timeout="1 second")
-    batch_job = make_job(db, "slow batch", [batch_step("a", "sleep 29.871")])
-    policy(db, batch_job, job_timeout="1 second")
-    run_now(db, sql_job, batch_job)
-    for jobid, which in ((sql_job, "step"), (batch_job, "job")):
-        logs = wait_finished(db, jobid, timeout=15)
-        assert logs[0]["jlgstatus"] == "f"
-        steps = steplogs(db, jobid)
-        assert len(steps) == 1  # the job stopped at the cancelled step
-        assert steps[0]["jslstatus"] == "f"
-        assert (
-            f"the {which} timeout of 1s (notifyagent.job_policy) was reached"
-            in (steps[0]["jsloutput"])
-        )
+#: The timeout every timeout test sets, and how late after it a cancelled step may end on a
+#: loaded machine (a SQL step: a cancel request; a batch step: its process group killed).
+TIMEOUT_S = 1.0
+CANCEL_SLACK_S = 1.0
+#: The first step of every timeout job; with a job timeout the second step gets what is left.
+FIRST_STEP_S = 0.7
+
+
+def _seconds(value: timedelta | None) -> float:
+    assert value is not None
+    return value.total_seconds()
+
+
+def _processes_running(*argv: str) -> list[int]:
+    """Pids whose command line is ``argv``."""
+    wanted = [a.encode() for a in argv]
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if proc.name.isdigit() and cmdline.split(b"\0")[:-1] == wanted:
+            pids.append(int(proc.name))
+    return pids
+
+
+@pytest.mark.parametrize("kind", ["sql", "batch"])
+@pytest.mark.parametrize("which", ["step", "job"])
+def test_timeouts_fire_near_their_value(
+    db: Database, agent: AgentProcess, kind: str, which: str
+) -> None:
+    """A 1 s timeout cancels the running step 1-2 s after it counts from (the step's start
+    for a step timeout, the run's start for a job timeout), fails the run, and later steps
+    do not run."""
+    long_s = "29.871"  # unique, to find leftover processes or backends
+    if kind == "sql":
+        steps = [
+            sql_step("a", f"SELECT pg_sleep({FIRST_STEP_S})"),
+            sql_step("b", f"SELECT pg_sleep({long_s})"),
+            sql_step("c", "SELECT 1"),
+        ]
+    else:
+        steps = [
+            batch_step("a", f"sleep {FIRST_STEP_S}"),
+            batch_step("b", f"sleep {long_s}"),
+            batch_step("c", "true"),
+        ]
+    jobid = make_job(db, f"slow {kind}", steps)
+    policy(db, jobid, **{f"{which}_timeout": f"{TIMEOUT_S} seconds"})
+    run_now(db, jobid)
+    run = wait_finished(db, jobid, timeout=15)[0]
+    assert run["jlgstatus"] == "f"
+    logs = steplogs(db, jobid)
+    assert [(s["jstname"], s["jslstatus"]) for s in logs] == [("a", "s"), ("b", "f")]
+    first, cancelled = (_seconds(s["jslduration"]) for s in logs)
     assert (
-        db.value("SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)'") == 0
+        f"the {which} timeout of {TIMEOUT_S:g}s (notifyagent.job_policy) was reached"
+        in logs[1]["jsloutput"]
     )
+    job_s = _seconds(run["jlgduration"])
+    if which == "step":
+        # the cancelled step ran for the timeout, counted from its own start
+        assert TIMEOUT_S <= cancelled < TIMEOUT_S + CANCEL_SLACK_S, logs
+        assert first + TIMEOUT_S <= job_s < first + TIMEOUT_S + CANCEL_SLACK_S, run
+    else:
+        # the run lasted the timeout: the cancelled step got only what the first one left
+        assert TIMEOUT_S <= job_s < TIMEOUT_S + CANCEL_SLACK_S, run
+        assert cancelled < TIMEOUT_S - first + CANCEL_SLACK_S / 2, logs
+    if kind == "sql":
+        busy = db.value(
+            "SELECT count(*) FROM pg_stat_activity WHERE query = %s",
+            (f"SELECT pg_sleep({long_s})",),
+        )
+        assert busy == 0, "the cancelled statement still runs"
+    else:
+        assert _processes_running("sleep", long_s) == [], "the killed script still runs"
 
 
-def test_retries_with_growing_delays(db: Database, agent: AgentProcess) -> None:
+#: retry_delay of the retry test: the first retry waits this long, the second twice as long.
+RETRY_DELAY_S = 0.5
+#: How late a retry may start on a loaded machine; under the delay, so a delay that grows by
+#: more than doubling (or does not grow) is caught.
+RETRY_SLACK_S = 0.4
+
+
+def test_retries_with_doubling_delays(db: Database, agent: AgentProcess) -> None:
     jobid = make_job(db, "flaky", [sql_step("a", "SELECT 1/0")])
-    policy(db, jobid, retries=2, retry_delay="0.4 seconds")
+    policy(db, jobid, retries=2, retry_delay=f"{RETRY_DELAY_S} seconds")
     run_now(db, jobid)
     logs = wait_finished(db, jobid, runs=3, timeout=20)
     assert [r["jlgstatus"] for r in logs] == ["f", "f", "f"]
+    # gap = the next run's start - the previous run's end, as the run logs record them
     gaps = [
         (logs[i + 1]["jlgstart"] - (logs[i]["jlgstart"] + logs[i]["jlgduration"])).total_seconds()
         for i in range(2)
     ]
-    assert 0.3 < gaps[0] < gaps[1]  # 0.4 s, then 0.8 s
+    for n, gap in enumerate(gaps):
+        delay = RETRY_DELAY_S * 2**n
+        assert 0.8 * delay <= gap < delay + RETRY_SLACK_S, f"retry {n + 1}: gaps {gaps}"
     agent.wait_log("retry 2 of 2")
     agent.wait_log("failed after 2 retries")
     probe = tick_job(db, "probe")
@@ -106,18 +175,28 @@ def test_overlap_queue_one_versus_skip(db: Database, agent: AgentProcess) -> Non
     agent.wait_log("while it ran: running it again now")
 
 
-def test_catchup_skip_after_downtime(db: Database, agent_factory: Factory) -> None:
+def test_catchup_once_and_skip_after_downtime(db: Database, agent_factory: Factory) -> None:
+    """Every minute of the last hour is scheduled and the agent was down for its last five:
+    ``once`` (the default, pgAgent's) runs once, ``skip`` not at all, and a Run now made
+    meanwhile runs under either. The next scheduled time is about a day away, so no run the
+    schedule asks for can come while the test looks."""
     assert run_cli("install", "--dsn", db.dsn).code == 0
     once = tick_job(db, "once")
     skipped = tick_job(db, "skipped")
     explicit = tick_job(db, "explicit")
     for jobid in (once, skipped, explicit):
-        every_minute(db, jobid)
+        db.execute(
+            "INSERT INTO pgagent.pga_schedule (jscjobid, jscname, jscstart, jscminutes, jschours)"
+            " SELECT %s, 'last hour', now() - interval '2 days', array_fill(true, ARRAY[60]),"
+            " array_agg(h = extract(hour FROM date_trunc('hour', now()) - interval '5 min')"
+            " ORDER BY h) FROM generate_series(0, 23) h",
+            (jobid,),
+        )
     policy(db, skipped, catchup="skip")
     policy(db, explicit, catchup="skip")
     # the agent was down: scheduled times passed; "explicit" got a Run now meanwhile
     db.execute(
-        "UPDATE pgagent.pga_job SET jobnextrun = date_trunc('minute', now()) - interval '5 min' "
+        "UPDATE pgagent.pga_job SET jobnextrun = date_trunc('hour', now()) - interval '5 min' "
         "WHERE jobid = ANY(%s)",
         ([once, skipped],),
     )
@@ -126,15 +205,21 @@ def test_catchup_skip_after_downtime(db: Database, agent_factory: Factory) -> No
         (explicit,),
     )
     agent_factory()
-    wait_finished(db, once)
-    wait_finished(db, explicit)
-    wait_for(
-        lambda: db.value(
-            "SELECT jobnextrun > now() FROM pgagent.pga_job WHERE jobid = %s", (skipped,)
-        ),
-        5,
-        what="the skipped job to be moved to its next scheduled time",
-    )
+
+    def settled(jobid: int) -> bool:
+        """Released with its next run in the future: nothing of it is due any more."""
+        return bool(
+            db.value(
+                "SELECT jobagentid IS NULL AND jobnextrun > now() + interval '1 hour' "
+                "FROM pgagent.pga_job WHERE jobid = %s",
+                (jobid,),
+            )
+        )
+
+    for jobid in (once, skipped, explicit):
+        wait_for(partial(settled, jobid), 15, what=f"job {jobid} to run its catch-up")
+    assert [r["jlgstatus"] for r in joblogs(db, once)] == ["s"]
+    assert [r["jlgstatus"] for r in joblogs(db, explicit)] == ["s"]
     assert joblogs(db, skipped) == []
 
 

@@ -27,13 +27,22 @@ def test_sighup_raises_concurrency_while_a_job_runs(
     run_now(db, slow)
     wait_for(lambda: running(db) == 1, 10, what="the slow job to start")
     run_now(db, *others)
-    wait_for(lambda: "queue: job" in agent.log(), 5)
+    # all three are queued (one notification, logged in one pass) before we look
+    wait_for(
+        lambda: all(f"queue: job {j} due at" in agent.log() for j in others),
+        5,
+        what="the other jobs queued",
+    )
     assert running(db) == 1  # the others wait for the single slot
     assert db.value("SELECT count(*) FROM public.tick") == 0
     conf.write_text("max_concurrency = 4\n")
+    reloaded_at = db.value("SELECT clock_timestamp()")
     agent.signal(signal.SIGHUP)
     agent.wait_log("reload: max_concurrency 1 -> 4")
     wait_for(lambda: db.value("SELECT count(*) FROM public.tick") == 3, 5, what="others ran")
+    # they waited for the reload: none was claimed while the single slot was taken
+    starts = [joblogs(db, j)[0]["jlgstart"] for j in others]
+    assert min(starts) > reloaded_at, (starts, reloaded_at)
     # ...while the slow job is still running, untouched by the reload
     assert db.value("SELECT jlgstatus FROM pgagent.pga_joblog WHERE jlgjobid = %s", (slow,)) == "r"
     assert wait_finished(db, slow)[0]["jlgstatus"] == "s"
@@ -58,10 +67,8 @@ def test_bad_reload_is_refused_and_nothing_changes(
     run_now(db, a, b)
     wait_finished(db, a)
     wait_finished(db, b)
-    first_end = db.value(
-        "SELECT jlgstart + jlgduration FROM pgagent.pga_joblog WHERE jlgjobid = %s", (a,)
-    )
-    b_start = joblogs(db, b)[0]["jlgstart"]
-    a_start = joblogs(db, a)[0]["jlgstart"]
-    assert b_start >= first_end or b_start <= a_start  # never both at once
+    # never both at once: due at the same instant, a (the lower id) is claimed first and b
+    # only once a has released the single slot
+    a_log, b_log = joblogs(db, a)[0], joblogs(db, b)[0]
+    assert b_log["jlgstart"] >= a_log["jlgstart"] + a_log["jlgduration"], (a_log, b_log)
     assert "reload:" not in agent.log().replace("reload: nothing changed", "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
@@ -10,14 +11,20 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
+from typing import cast
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
 
+from notifyagent.schema import NOTIFYAGENT_SCHEMA_VERSION
 from tests.agent import (
     AgentProcess,
     batch_step,
+    dead_agent_with_a_run,
     joblogs,
     make_job,
     run_now,
@@ -73,7 +80,7 @@ def test_registers_like_pgagent_and_installs_triggers(db: Database, agent: Agent
     # the identity is the LISTEN connection, whose last statement was the registration
     assert "pga_jobagent" in backend[0]["query"]
     assert backend[0]["state"] == "idle"
-    assert db.value("SELECT notifyagent.version()") == 2
+    assert db.value("SELECT notifyagent.version()") == NOTIFYAGENT_SCHEMA_VERSION
     assert "installed notifyagent triggers" in agent.log()
 
 
@@ -93,36 +100,11 @@ def test_default_station_is_the_host_name(db: Database) -> None:
     assert db.value("SELECT count(*) FROM pgagent.pga_jobagent") == 0
 
 
-def _zombie(db: Database, pid: int, jobid: int) -> int:
-    """A dead agent `pid` that claimed `jobid` mid-run (run 'r', step 'r'), in one transaction."""
-    with psycopg.connect(db.dsn) as conn:
-        conn.execute(
-            "INSERT INTO pgagent.pga_jobagent (jagpid, jagstation) VALUES (%s, 'dead-host')",
-            (pid,),
-        )
-        conn.execute(
-            "UPDATE pgagent.pga_job SET jobnextrun = now() - interval '1 min' WHERE jobid = %s",
-            (jobid,),
-        )
-        conn.execute("UPDATE pgagent.pga_job SET jobagentid = %s WHERE jobid = %s", (pid, jobid))
-        row = conn.execute(
-            "INSERT INTO pgagent.pga_joblog (jlgjobid, jlgstatus) VALUES (%s, 'r') RETURNING jlgid",
-            (jobid,),
-        ).fetchone()
-        assert row is not None
-        conn.execute(
-            "INSERT INTO pgagent.pga_jobsteplog (jsljlgid, jsljstid, jslstatus) "
-            "SELECT %s, jstid, 'r' FROM pgagent.pga_jobstep WHERE jstjobid = %s",
-            (row[0], jobid),
-        )
-    return int(row[0])
-
-
 def test_zombies_cleaned_at_startup(db: Database, agent_factory: Factory) -> None:
     j1 = tick_job(db, "z1")
     j2 = tick_job(db, "z2")
-    log1 = _zombie(db, 999_991, j1)
-    log2 = _zombie(db, 999_992, j2)
+    log1 = dead_agent_with_a_run(db, 999_991, j1)
+    log2 = dead_agent_with_a_run(db, 999_992, j2)
     agent = agent_factory()
     wait_for(
         lambda: db.value("SELECT count(*) FROM pgagent.pga_jobagent WHERE jagpid > 999000") == 0,
@@ -160,8 +142,8 @@ def test_zombies_cleaned_periodically_one_per_transaction(
             FEB30_SCHEDULE,
             (j1,),
         )
-    _zombie(db, 999_993, j1)
-    _zombie(db, 999_994, j2)
+    dead_agent_with_a_run(db, 999_993, j1)
+    dead_agent_with_a_run(db, 999_994, j2)
     wait_for(
         lambda: db.value("SELECT count(*) FROM pgagent.pga_jobagent WHERE jagpid > 999000") == 0,
         10,
@@ -205,32 +187,42 @@ def test_future_job_starts_within_100ms_after_due(db: Database, agent: AgentProc
 
 
 def _statements_by(cluster_log: Path, app: str, start: str, end: str) -> list[str]:
+    """What backends with application_name ``app`` logged (log_statement = all) between the
+    two marker statements: simple-protocol "statement:" and extended-protocol "execute"
+    lines alike (parameterised queries are logged as the latter)."""
     text = cluster_log.read_text(errors="replace")
     window = text[text.index(start) : text.index(end)]
     return [
         line
         for line in window.splitlines()
-        if f" {app} " in line and "statement:" in line and start not in line
+        if f" {app} " in line and re.search(r"LOG:  (statement|execute [^:]*):", line)
     ]
 
 
 def test_idle_agent_sends_no_queries(
     pg_server: Server, db: Database, agent_factory: Factory
 ) -> None:
+    """Nothing due: the agent's only statements are its liveness checks, one per interval."""
     if pg_server.cluster is None:
         pytest.skip("reads the test cluster's server log")
     db.execute(f"ALTER DATABASE \"{db.name}\" SET log_statement = 'all'")
     make_job(db, "later", [sql_step("s", "SELECT 1")])
     db.execute("UPDATE pgagent.pga_job SET jobnextrun = now() + interval '1 hour'")
-    agent_factory()  # default liveness interval: 30 s
+    interval = 2.0
+    agent_factory("--liveness-interval", str(interval))
     start, end = f"idle-start-{time.time()}", f"idle-end-{time.time()}"
     db.execute(f"SELECT '{start}'")
+    began = time.monotonic()
     time.sleep(10)  # the measurement window itself: nothing is due in it
     db.execute(f"SELECT '{end}'")
+    window = time.monotonic() - began
     statements = _statements_by(pg_server.cluster.logfile, "notifyagent", start, end)
-    # at most the one liveness-check statement of a 30 s period may fall in a 10 s window
-    assert len(statements) <= 1, statements
-    assert all("pg_notify" in s for s in statements), statements
+    assert all("SELECT pg_notify('notifyagent', $1)" in s for s in statements), statements
+    # one check per interval (plus the check's own round trip, a few ms when idle)
+    times = [datetime.fromisoformat(s[:23]) for s in statements]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
+    assert all(interval <= g < interval + 1 for g in gaps), gaps
+    assert window / (interval + 1) - 1 <= len(statements) <= window / interval + 1, statements
 
 
 # -- claim ---------------------------------------------------------------------------------
@@ -277,12 +269,27 @@ def test_host_pinned_jobs(db: Database, agent: AgentProcess) -> None:
 
 
 def test_disabled_job_never_runs(db: Database, agent: AgentProcess) -> None:
+    """A disabled job whose stored next run is due is neither queued nor claimed. The
+    extension's trigger clears jobnextrun of a disabled job, so the due time is written with
+    triggers off (as a restore or replication could leave it) and the agent resyncs."""
     off = tick_job(db, "off", enabled=False)
-    db.execute("UPDATE pgagent.pga_job SET jobnextrun = now() WHERE jobid = %s", (off,))
-    probe = tick_job(db, "probe3")
-    run_now(db, probe)
-    wait_finished(db, probe)
+    control = tick_job(db, "control")
+    with psycopg.connect(db.dsn, autocommit=True) as conn:
+        conn.execute("SET session_replication_role = replica")
+        conn.execute(
+            "UPDATE pgagent.pga_job SET jobnextrun = now() WHERE jobid = ANY(%s)", ([off, control],)
+        )
+    assert db.value(
+        "SELECT NOT jobenabled AND jobnextrun <= now() FROM pgagent.pga_job WHERE jobid = %s",
+        (off,),
+    )
+    db.execute("NOTIFY notifyagent, 'resync'")
+    # the enabled job, due at the same instant, ran: the agent has seen both rows
+    wait_finished(db, control)
     assert joblogs(db, off) == []
+    # not even tried: the claim's own jobenabled filter would refuse it, and the agent would
+    # then retry it as if its row were locked
+    assert f"job {off} is locked" not in agent.log()
 
 
 def test_locked_job_is_retried_not_lost(db: Database, agent: AgentProcess) -> None:
@@ -468,11 +475,16 @@ def test_batch_steps(db: Database, agent: AgentProcess) -> None:
     assert steps["g_bad_utf8"]["jsloutput"].startswith("ok\ufffd\ufffd ")
 
 
-def test_batch_steps_refused_with_no_batch_steps(db: Database, agent_factory: Factory) -> None:
+def test_batch_steps_refused_with_no_batch_steps(
+    db: Database, agent_factory: Factory, tmp_path: Path
+) -> None:
     agent_factory("--no-batch-steps")
-    jobid = make_job(db, "nobatch", [batch_step("a", "touch /tmp/should-not-exist-$$")])
+    marker = tmp_path / "should-not-exist"
+    jobid = make_job(db, "nobatch", [batch_step("a", f"touch '{marker}'")])
     run_now(db, jobid)
-    assert wait_finished(db, jobid)[0]["jlgstatus"] == "f"
+    status = wait_finished(db, jobid)[0]["jlgstatus"]
+    assert not marker.exists()  # the script never ran
+    assert status == "f"
     step = steplogs(db, jobid)[0]
     assert "--no-batch-steps" in step["jsloutput"]
     assert step["jslresult"] == -1
@@ -488,16 +500,31 @@ def test_large_output_is_capped(db: Database, agent_factory: Factory) -> None:
     assert "output truncated, 4999000 more bytes not stored" in out
 
 
+def _max_overlap(db: Database) -> int:
+    """The most runs whose [jlgstart, jlgstart + jlgduration] overlap at one instant (an end
+    and a start at the same instant do not overlap: the slot was handed on)."""
+    return int(
+        db.value(
+            "SELECT max(running) FROM (SELECT sum(d) OVER (ORDER BY t, d ROWS UNBOUNDED "
+            "PRECEDING) AS running FROM (SELECT jlgstart AS t, 1 AS d FROM pgagent.pga_joblog "
+            "UNION ALL SELECT jlgstart + jlgduration, -1 FROM pgagent.pga_joblog) e) x"
+        )
+    )
+
+
 def test_herd_of_200_with_concurrency_16(db: Database, agent_factory: Factory) -> None:
+    """200 jobs due at once all run, and never more than --max-concurrency at one instant."""
     agent_factory("--max-concurrency", "16")
     db.execute(
         "INSERT INTO pgagent.pga_job (jobjclid, jobname) "
         "SELECT 1, 'herd' || g FROM generate_series(1, 200) g"
     )
+    # each run holds its slot for 0.2 s: runs must overlap, so the cap is what limits them
     db.execute(
         "INSERT INTO pgagent.pga_jobstep (jstjobid, jstname, jstkind, jstcode, jstdbname) "
-        "SELECT jobid, 's', 's', 'INSERT INTO public.tick(label) VALUES (''' || jobname || ''')',"
-        " current_database() FROM pgagent.pga_job"
+        "SELECT jobid, 's', 's', 'SELECT pg_sleep(0.2); "
+        "INSERT INTO public.tick(label) VALUES (''' || jobname || ''')', current_database() "
+        "FROM pgagent.pga_job"
     )
     db.execute("UPDATE pgagent.pga_job SET jobnextrun = now()")
     wait_for(
@@ -511,6 +538,8 @@ def test_herd_of_200_with_concurrency_16(db: Database, agent_factory: Factory) -
     assert db.value("SELECT count(*) FROM pgagent.pga_joblog WHERE jlgstatus = 's'") == 200
     assert db.value("SELECT count(DISTINCT label) FROM public.tick") == 200
     assert db.value("SELECT count(*) FROM public.tick") == 200
+    overlap = _max_overlap(db)
+    assert 1 < overlap <= 16, overlap
 
 
 # -- release -------------------------------------------------------------------------------
@@ -573,6 +602,58 @@ def test_release_falls_back_when_the_triggers_fail(db: Database, agent: AgentPro
     agent.wait_log("its next run cannot be computed")
 
 
+# -- time zone -----------------------------------------------------------------------------
+
+KOLKATA = ZoneInfo("Asia/Kolkata")  # UTC+05:30 all year: hours and half hours both shift
+
+
+def _daily_at(db: Database, jobid: int, hour: int, minute: int) -> None:
+    """A schedule firing every day at hour:minute, inserted by a UTC session: the extension's
+    trigger computes the next run in UTC, so any other value is the agent's correction."""
+    with psycopg.connect(db.dsn, autocommit=True) as conn:
+        conn.execute("SET timezone = 'UTC'")
+        conn.execute(
+            "INSERT INTO pgagent.pga_schedule (jscjobid, jscname, jscminutes, jschours) VALUES "
+            "(%s, 'daily', (SELECT array_agg(g = %s ORDER BY g) FROM generate_series(0, 59) g), "
+            "(SELECT array_agg(g = %s ORDER BY g) FROM generate_series(0, 23) g))",
+            (jobid, minute, hour),
+        )
+
+
+def _next_run(db: Database, jobid: int) -> datetime | None:
+    value = db.value("SELECT jobnextrun FROM pgagent.pga_job WHERE jobid = %s", (jobid,))
+    return value if value is None else cast(datetime, value)
+
+
+def test_schedules_are_read_in_the_database_time_zone_by_default(
+    db: Database, agent_factory: Factory
+) -> None:
+    db.execute(f"ALTER DATABASE \"{db.name}\" SET timezone = 'Asia/Kolkata'")
+    agent = agent_factory()  # no --timezone
+    assert "schedules are read in time zone Asia/Kolkata (database default (database))" in (
+        agent.log()
+    )
+    # 09:00 in Kolkata is 03:30 UTC, on the next day that has a 09:00 still ahead
+    nine = tick_job(db, "nine")
+    _daily_at(db, nine, 9, 0)
+    local = datetime.now(KOLKATA)
+    expected = local.replace(hour=9, minute=0, second=0, microsecond=0)
+    if expected <= local:
+        expected += timedelta(days=1)
+    assert expected.astimezone(UTC).time() == dt_time(3, 30)
+    wait_for(lambda: _next_run(db, nine) == expected, 5, what=f"next run {expected}")
+    # and it runs then: a schedule for the next whole minute of Kolkata's clock (minute
+    # boundaries are the same in every zone; the hour and the half hour are not)
+    soon = tick_job(db, "soon")
+    due = (datetime.now(KOLKATA) + timedelta(seconds=65)).replace(second=0, microsecond=0)
+    _daily_at(db, soon, due.hour, due.minute)
+    wait_for(lambda: _next_run(db, soon) == due, 5, what=f"next run {due}")
+    timeout = (due - datetime.now(KOLKATA)).total_seconds() + 15
+    start = wait_finished(db, soon, timeout=timeout)[0]["jlgstart"]
+    assert timedelta(0) <= start - due < timedelta(seconds=1), (start, due)
+    assert _next_run(db, soon) == due + timedelta(days=1)  # Kolkata has no DST
+
+
 # -- stop ----------------------------------------------------------------------------------
 
 
@@ -617,46 +698,41 @@ def test_sigterm_cancels_a_long_batch_step(db: Database, agent_factory: Factory)
     assert db.value("SELECT count(*) FROM pgagent.pga_jobagent") == 0
 
 
-def test_sigterm_cancels_a_long_sql_step(db: Database, agent_factory: Factory) -> None:
-    agent = agent_factory("--shutdown-timeout", "0.5")
-    jobid = make_job(db, "longsql", [sql_step("sleep", "SELECT pg_sleep(60)")])
+@pytest.mark.parametrize(
+    ("shutdown_timeout", "seconds", "second_signal", "status"),
+    [
+        pytest.param("0.5", 60, False, "d", id="long-step-cancelled-after-the-timeout"),
+        pytest.param("20", 2, False, "s", id="short-job-finishes"),
+        pytest.param("60", 60, True, "d", id="second-signal-cancels-at-once"),
+    ],
+)
+def test_sigterm_with_a_running_sql_step(
+    db: Database,
+    agent_factory: Factory,
+    shutdown_timeout: str,
+    seconds: int,
+    second_signal: bool,
+    status: str,
+) -> None:
+    agent = agent_factory("--shutdown-timeout", shutdown_timeout)
+    code = f"SELECT pg_sleep({seconds})"
+    jobid = make_job(db, "sleeper", [sql_step("sleep", code)])
+    active = "SELECT count(*) FROM pg_stat_activity WHERE query = %s"
     run_now(db, jobid)
-    wait_for(
-        lambda: db.value(
-            "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)'"
-        ),
-        10,
-    )
+    wait_for(lambda: db.value(active, (code,)), 10, what="the step to run")
+    started = time.monotonic()
     agent.signal(signal.SIGTERM)
+    if second_signal:
+        agent.wait_log("stop requested")
+        agent.signal(signal.SIGINT)
     assert agent.wait(30) == 0
-    assert joblogs(db, jobid)[0]["jlgstatus"] == "d"
-    assert (
-        db.value("SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)'") == 0
-    )
+    if status == "d":  # cancelled long before the step (or the shutdown timeout) would end
+        assert time.monotonic() - started < 10
+    assert joblogs(db, jobid)[0]["jlgstatus"] == status
+    assert steplogs(db, jobid)[0]["jslstatus"] == status
+    assert db.value(active, (code,)) == 0
+    assert db.value("SELECT jobagentid FROM pgagent.pga_job WHERE jobid = %s", (jobid,)) is None
     assert db.value("SELECT count(*) FROM pgagent.pga_jobagent") == 0
-
-
-def test_sigterm_lets_a_short_job_finish(db: Database, agent_factory: Factory) -> None:
-    agent = agent_factory("--shutdown-timeout", "20")
-    jobid = make_job(db, "short", [sql_step("sleep", "SELECT pg_sleep(1)")])
-    run_now(db, jobid)
-    wait_for(lambda: steplogs(db, jobid), 10)
-    agent.signal(signal.SIGTERM)
-    assert agent.wait(30) == 0
-    assert joblogs(db, jobid)[0]["jlgstatus"] == "s"
-    assert db.value("SELECT count(*) FROM pgagent.pga_jobagent") == 0
-
-
-def test_second_signal_aborts_at_once(db: Database, agent_factory: Factory) -> None:
-    agent = agent_factory("--shutdown-timeout", "60")
-    jobid = make_job(db, "abort", [sql_step("sleep", "SELECT pg_sleep(60)")])
-    run_now(db, jobid)
-    wait_for(lambda: steplogs(db, jobid), 10)
-    agent.signal(signal.SIGTERM)
-    agent.wait_log("stop requested")
-    agent.signal(signal.SIGINT)
-    assert agent.wait(30) == 0
-    assert joblogs(db, jobid)[0]["jlgstatus"] == "d"
 
 
 # -- logs ----------------------------------------------------------------------------------

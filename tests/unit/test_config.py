@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from notifyagent.config import Settings, diff, read_file, resolve
+from notifyagent.config import Settings, config_path, diff, read_file, resolve
 from notifyagent.errors import ConfigError
 
 
@@ -27,6 +27,15 @@ def test_precedence_cli_env_file_default(tmp_path: Path) -> None:
     assert resolve({}, env, path).max_concurrency == 8
     assert resolve({}, {}, path).max_concurrency == 4
     assert resolve({}, {}, None).max_concurrency == 32
+
+
+def test_config_file_named_by_the_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, 'station = "from-file"\n')
+    env = {"NOTIFYAGENT_CONFIG": str(path)}
+    assert config_path(None, env) == path
+    assert resolve({}, env, config_path(None, env)).station == "from-file"
+    assert config_path("given.toml", env) == Path("given.toml")  # --config wins
+    assert config_path(None, {}) is None
 
 
 def test_dashes_and_booleans(tmp_path: Path) -> None:

@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from notifyagent import jobsfile, policy
+from notifyagent.core.fields import FIELDS, parse_field
+from notifyagent.dev import EXAMPLE_JOBS as EXAMPLE
 from notifyagent.errors import ConfigError
 from notifyagent.jobsfile import ExceptionSpec, JobSpec, PolicySpec, ScheduleSpec, StepSpec
-from notifyagent.preview import FIELDS, parse_field
 
-EXAMPLE = Path(jobsfile.__file__).with_name("examples") / "jobs.toml"
 UTC = dt.UTC
 BERLIN = dt.timezone(dt.timedelta(hours=1))
 

@@ -1,8 +1,8 @@
 """Schedule computation: pgAgent's test vectors, the bugs we fix, DST, exceptions, properties.
 
-Vector numbers are those of the pgAgent reference notes (``pgagent-behaviour.md`` §2.3,
-``sched_tests.sql``). pgAgent computed them with ``now()`` in 2026 and starts in 2030, so here
-``now`` is an explicit 2026 instant. The rules are summarised in docs/schedule-semantics.md.
+Vector numbers are those of the table of pgAgent's results in docs/schedule-semantics.md.
+pgAgent computed them with ``now()`` in 2026 and starts in 2030, so here ``now`` is an explicit
+2026 instant. The rules are summarised in the same document.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from notifyagent.schedule import (
     Schedule,
     ScheduleError,
     ScheduleException,
+    clear_cache,
     job_next_run,
     next_run,
     next_runs,
@@ -615,8 +616,12 @@ def test_schedules_are_hashable_and_compare_by_value() -> None:
 # Properties: compare with a brute-force, minute-by-minute reading of the rules
 
 
-class _Reference:
-    """The documented rules read directly off the arrays, one UTC minute at a time."""
+class Reference:
+    """The documented rules read directly off the arrays, one UTC minute at a time.
+
+    Also the reference of tests/integration/test_schedule_differential.py for the cases where
+    the engine and pgAgent differ.
+    """
 
     def __init__(self, schedule: Schedule, tz: ZoneInfo) -> None:
         self.schedule = schedule
@@ -646,17 +651,22 @@ class _Reference:
                 return True
         return False
 
-    def matches(self, wall: dt.datetime) -> bool:
-        """Fields and exceptions for one wall-clock minute (no DST)."""
+    def day_matches(self, wall: dt.datetime) -> bool:
+        """The date fields for one wall-clock day (no exceptions)."""
         s, any_of = self.schedule, self.any_of
         is_last = (wall + dt.timedelta(days=1)).month != wall.month
-        day_ok = any_of[3] or s.monthdays[wall.day - 1] or (is_last and s.monthdays[31])
         return (
-            (any_of[0] or s.minutes[wall.minute])
-            and (any_of[1] or s.hours[wall.hour])
-            and (any_of[2] or s.weekdays[(wall.weekday() + 1) % 7])
-            and day_ok
+            (any_of[2] or s.weekdays[(wall.weekday() + 1) % 7])
+            and (any_of[3] or s.monthdays[wall.day - 1] or (is_last and s.monthdays[31]))
             and (any_of[4] or s.months[wall.month - 1])
+        )
+
+    def matches(self, wall: dt.datetime) -> bool:
+        """Fields and exceptions for one wall-clock minute (no DST)."""
+        return (
+            (self.any_of[0] or self.schedule.minutes[wall.minute])
+            and (self.any_of[1] or self.schedule.hours[wall.hour])
+            and self.day_matches(wall)
             and not self.excluded(wall)
         )
 
@@ -677,6 +687,41 @@ class _Reference:
                     return True
                 skipped += dt.timedelta(minutes=1)
         return False
+
+    def first_run(self, lower: dt.datetime, until: dt.datetime) -> dt.datetime | None:
+        """The first run in the UTC minutes [lower, until), or None.
+
+        Minute by minute, except where the UTC offset is the same at a minute and at the end
+        of its wall-clock day or hour: no clock change in between (no zone tested changes its
+        clock twice a day), so no minute there follows a gap, and minutes whose own fields
+        cannot match are passed over: the rest of the day if its date cannot match, the rest
+        of the hour if its hour cannot, else up to the next selected minute.
+        """
+        if self.once:
+            return self.start if lower <= self.start < until and self.is_run(self.start) else None
+        s = self.schedule
+        instant = lower
+        while instant < until:
+            if self.is_run(instant):
+                return instant
+            wall = self.wall(instant)[0]
+            step = 1
+            to_day_end = 1440 - wall.hour * 60 - wall.minute
+            to_hour_end = 60 - wall.minute
+            if not self.day_matches(wall) and self._steady(instant, to_day_end):
+                step = to_day_end
+            elif self._steady(instant, to_hour_end):
+                if not (self.any_of[1] or s.hours[wall.hour]):
+                    step = to_hour_end
+                elif not self.any_of[0]:
+                    later = [m for m in range(wall.minute + 1, 60) if s.minutes[m]]
+                    step = later[0] - wall.minute if later else to_hour_end
+            instant += dt.timedelta(minutes=step)
+        return None
+
+    def _steady(self, instant: dt.datetime, minutes: int) -> bool:
+        later = instant + dt.timedelta(minutes=minutes)
+        return instant.astimezone(self.tz).utcoffset() == later.astimezone(self.tz).utcoffset()
 
 
 @functools.cache
@@ -787,7 +832,7 @@ def test_property_matches_brute_force(case: tuple[Schedule, dt.datetime, ZoneInf
     schedule, now, tz = case
     lower = now.astimezone(UTC).replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
     horizon = lower + dt.timedelta(minutes=WINDOW)
-    reference = _Reference(schedule, tz)
+    reference = Reference(schedule, tz)
     minutes = (lower + dt.timedelta(minutes=i) for i in range(WINDOW))
     expected = [minute for minute in minutes if reference.is_run(minute)]
     runs = next_runs(schedule, now, tz, len(expected) + 1)
@@ -797,6 +842,61 @@ def test_property_matches_brute_force(case: tuple[Schedule, dt.datetime, ZoneInf
         assert extra >= horizon
         assert reference.is_run(extra)
     assert next_run(schedule, now, tz) == (runs[0] if runs else None)
+    # the reference's own shortcut (days, hours, minutes passed over) finds the same first run
+    assert reference.first_run(lower, horizon) == (expected[0] if expected else None)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(_cases())
+def test_reference_shortcut_matches_the_minute_walk(
+    case: tuple[Schedule, dt.datetime, ZoneInfo],
+) -> None:
+    """``Reference.first_run`` passes over days, hours and minutes that cannot match; over
+    three days around a clock change it finds what a plain minute-by-minute walk finds."""
+    schedule, now, tz = case
+    reference = Reference(schedule, tz)
+    lower = now.astimezone(UTC).replace(second=0, microsecond=0) - dt.timedelta(days=1)
+    minutes = (lower + dt.timedelta(minutes=i) for i in range(3 * 1440))
+    walked = next((minute for minute in minutes if reference.is_run(minute)), None)
+    assert reference.first_run(lower, lower + dt.timedelta(days=3)) == walked
+
+
+@pytest.mark.parametrize(
+    ("zone", "lower", "schedule", "run"),
+    [
+        # the 23-hour day of a spring-forward that does not match: passing over "the rest of
+        # the day" at its old offset would jump past 00:15 of the Monday after
+        (
+            NEW_YORK,
+            utc("2030-03-10 05:30"),  # Sunday 00:30 EST
+            sched(utc("2030-01-01 00:00"), {15}, {0}, {1}),
+            utc("2030-03-11 04:15"),  # Monday 00:15 EDT
+        ),
+        # a gap in the middle of an hour (02:45 -> 03:45): passing over "the rest of hour 2"
+        # at its old offset would jump past 03:50
+        (
+            ZoneInfo("Pacific/Chatham"),
+            utc("2030-09-28 13:25"),  # Sunday 02:10 +12:45
+            sched(utc("2030-01-01 00:00"), {50}, {3}),
+            utc("2030-09-28 14:05"),  # 03:50 +13:45, the same day
+        ),
+    ],
+)
+def test_reference_shortcut_stops_at_clock_changes(
+    zone: ZoneInfo, lower: dt.datetime, schedule: Schedule, run: dt.datetime
+) -> None:
+    reference = Reference(schedule, zone)
+    until = lower + dt.timedelta(days=2)
+    minutes = (lower + dt.timedelta(minutes=i) for i in range(2 * 1440))
+    assert next((m for m in minutes if reference.is_run(m)), None) == run
+    assert reference.first_run(lower, until) == run
+    assert next_run(schedule, lower - dt.timedelta(minutes=1), zone) == run
 
 
 @settings(max_examples=50, deadline=None, database=None, derandomize=True)
@@ -813,7 +913,7 @@ def test_property_invariants(case: tuple[Schedule, dt.datetime, ZoneInfo]) -> No
     assert run > now
     assert run >= schedule.start.astimezone(UTC).replace(second=0, microsecond=0)
     assert schedule.end is None or run <= schedule.end
-    assert _Reference(schedule, tz).is_run(run)
+    assert Reference(schedule, tz).is_run(run)
 
 
 # --------------------------------------------------------------------------------------------
@@ -855,9 +955,15 @@ def test_performance_100k_schedules() -> None:
             )
         )
     now = ts("2030-04-30 17:03:12+00:00")
-    began = time.perf_counter()
-    first = job_next_run(schedules, now, BERLIN)
-    elapsed = time.perf_counter() - began
+    timings = []
+    for _ in range(3):  # the best of three, each from cold caches: a loaded machine's pauses
+        clear_cache()
+        began = time.perf_counter()
+        first = job_next_run(schedules, now, BERLIN)
+        timings.append(time.perf_counter() - began)
+        assert first == utc("2030-04-30 17:04")
+    elapsed = min(timings)
     print(f"job_next_run over 100k schedules: {elapsed * 1e3:.1f} ms, {elapsed * 10:.2f} us each")
-    assert first == utc("2030-04-30 17:04")
-    assert elapsed < 5.0
+    # well under a second: about 20-40 ms measured on a loaded 2-core machine; without the
+    # shared memo of identical schedules it takes 200-380 ms
+    assert elapsed < 0.15

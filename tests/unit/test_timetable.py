@@ -7,8 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from notifyagent.agent import payload_items
 from notifyagent.schedule import schedule_from_arrays
-from notifyagent.timetable import Origin, Row, Timetable
+from notifyagent.timetable import EPOCH, Origin, Row, Stored, Timetable, parse_stored
 
 UTC = dt.UTC
 NOW = dt.datetime(2030, 1, 1, 10, 30, 20, tzinfo=UTC)
@@ -91,3 +92,41 @@ def test_replace_for_some_jobs_keeps_the_others(table: Timetable) -> None:
     table.replace([], [1])
     assert table.next_run(1, NOW) is None
     assert len(table) == 1
+
+
+@pytest.mark.parametrize("origin", [Origin.RECOMPUTED, Origin.SCHEDULES])
+def test_a_value_written_after_the_notification_is_left_to_that_write(
+    table: Timetable, origin: Origin
+) -> None:
+    """A Run now committed right after a schedule change, read while handling the change."""
+    run_now = Row(1, enabled=True, claimed=False, next_run=NOW)
+    recomputed = Stored(at(11, 15))
+    assert table.correction(run_now, origin, NOW, notified=recomputed) == (False, None)
+    # the value the notification names is still there: it is checked against the engine
+    row = Row(1, enabled=True, claimed=False, next_run=at(11, 15))
+    assert table.correction(row, origin, NOW, notified=recomputed) == (True, at(10, 45))
+    never = Row(1, enabled=True, claimed=False, next_run=None, never=True)
+    assert table.correction(never, origin, NOW, notified=Stored(None, never=True)) == (
+        True,
+        at(10, 45),
+    )
+    assert table.correction(never, origin, NOW, notified=Stored(None)) == (False, None)
+
+
+def test_payload_values_as_the_triggers_write_them() -> None:
+    assert parse_stored("") == Stored(None)
+    assert parse_stored("i") == Stored(None, never=True)
+    micros = (NOW - EPOCH) // dt.timedelta(microseconds=1)
+    assert parse_stored(str(micros)) == Stored(NOW)
+    assert parse_stored(str(micros + 1)) == Stored(NOW + dt.timedelta(microseconds=1))
+    assert parse_stored("-1") == Stored(EPOCH - dt.timedelta(microseconds=1))
+    assert parse_stored(str(10**20)) is None  # beyond year 9999: unknown
+    with pytest.raises(ValueError, match="invalid literal"):
+        parse_stored("x")
+    # version 3 payloads name values; version 2 payloads (an older install) do not
+    assert payload_items(f"7={micros},8=,9=i") == [
+        (7, Stored(NOW)),
+        (8, Stored(None)),
+        (9, Stored(None, never=True)),
+    ]
+    assert payload_items("7,8") == [(7, None), (8, None)]
