@@ -136,6 +136,12 @@ def dead_agent_with_a_run(db: Database, pid: int, jobid: int) -> int:
     return int(row[0])
 
 
+def agent_environ() -> dict[str, str]:
+    """This process's environment without ``NOTIFYAGENT_*``: only the command line given
+    configures an agent under test."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("NOTIFYAGENT_")}
+
+
 @dataclass
 class AgentProcess:
     """``notifyagent serve`` in a subprocess, its log in a file."""
@@ -148,7 +154,7 @@ class AgentProcess:
     logfile: Path = field(default_factory=lambda: Path(tempfile.mkstemp(suffix=".log")[1]))
 
     def start(self, wait_registered: bool = True) -> AgentProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFYAGENT_")}
+        env = agent_environ()
         env.update(self.env)
         with self.logfile.open("wb") as log:
             self.proc = subprocess.Popen(

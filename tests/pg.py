@@ -5,30 +5,53 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 
 from notifyagent import conninfo
 from notifyagent.cluster import Cluster
 
 T = TypeVar("T")
+Conn = psycopg.Connection[DictRow]
 _counter = itertools.count(1)
+
+
+def connect(dsn: str) -> Conn:
+    """An autocommit connection whose rows are dicts, like every helper here expects."""
+    return psycopg.connect(dsn, autocommit=True, row_factory=dict_row)
+
+
+def fetch_rows(conn: Conn, query: Any, params: Any = None) -> list[dict[str, Any]]:
+    """Every row of ``query`` on ``conn``; none for a statement without a result."""
+    cur = conn.execute(query, params)
+    return list(cur.fetchall()) if cur.description else []
+
+
+def fetch_value(conn: Conn, query: Any, params: Any = None) -> Any:
+    """The first column of the first row of ``query`` on ``conn`` (None without rows)."""
+    rows = fetch_rows(conn, query, params)
+    return next(iter(rows[0].values())) if rows else None
 
 
 class Server:
     """The server the tests use: our own throwaway cluster, or NOTIFYAGENT_TEST_DSN's."""
 
-    def __init__(self, settings: dict[str, str] | None = None) -> None:
-        external = os.environ.get("NOTIFYAGENT_TEST_DSN") if settings is None else None
+    def __init__(
+        self, settings: dict[str, str] | None = None, cluster: Cluster | None = None
+    ) -> None:
+        """``cluster``: one made (not started) by the caller, who then knows its directory
+        before it starts and can remove it even if the start fails."""
+        own = settings is not None or cluster is not None
+        external = None if own else os.environ.get("NOTIFYAGENT_TEST_DSN")
         self.cluster: Cluster | None = None
         if external:
             self.base_dsn = external
         else:
-            self.cluster = Cluster(settings=settings)
+            self.cluster = cluster or Cluster(settings=settings)
             self.cluster.start()
             self.base_dsn = self.cluster.dsn()
         self.template = f"na_template_{os.getpid()}"
@@ -71,13 +94,12 @@ class Database:
         return self.server.dsn(self.name)
 
     def rows(self, query: str, params: Any = None) -> list[dict[str, Any]]:
-        with psycopg.connect(self.dsn, autocommit=True, row_factory=dict_row) as conn:
-            cur = conn.execute(query.encode() if params is None else query, params)
-            return list(cur.fetchall()) if cur.description else []
+        with connect(self.dsn) as conn:
+            return fetch_rows(conn, query.encode() if params is None else query, params)
 
     def value(self, query: str, params: Any = None) -> Any:
-        rows = self.rows(query, params)
-        return next(iter(rows[0].values())) if rows else None
+        with connect(self.dsn) as conn:
+            return fetch_value(conn, query.encode() if params is None else query, params)
 
     def execute(self, query: str, params: Any = None) -> None:
         self.rows(query, params)
@@ -85,7 +107,8 @@ class Database:
 
 def new_database(
     server: Server, prefix: str = "t", template: str | None = None
-) -> Iterator[Database]:
+) -> Generator[Database, None, None]:
+    """A database cloned from ``template``, dropped (WITH FORCE) when the generator closes."""
     name = f"{prefix}_{os.getpid()}_{next(_counter)}"
     tmpl = template or server.template
     server.admin(f'CREATE DATABASE "{name}" TEMPLATE "{tmpl}"')

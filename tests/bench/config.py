@@ -1,0 +1,100 @@
+"""What the benchmark runs: sizes, agents, scenario names, and its progress output."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+#: The checkout whose notifyagent/ and sql/ are benchmarked (copied before the agents start).
+REPO = Path(__file__).resolve().parents[2]
+
+SCENARIOS = ("spaced", "run-now", "herd", "idle", "scale")
+#: The herd last: pgAgent's herd leaves hundreds of threads and a high load average behind.
+RUN_ORDER = ("spaced", "run-now", "idle", "scale", "herd")
+AGENT_APP = "bench_agent"
+BENCH_APP = "bench"
+STATION = "bench"
+
+
+class BenchError(Exception):
+    """A scenario could not produce its numbers (agent died, deadline passed, ...)."""
+
+
+@dataclass(frozen=True)
+class Sizes:
+    spaced_jobs: int
+    spaced_span: float
+    spaced_lead: float
+    runnow_samples: int
+    herd_jobs: int
+    herd_lead: float
+    herd_timeout: float
+    idle_jobs: int
+    idle_window: float
+    idle_settle: float
+    scale_jobs: int
+    scale_changed: int
+
+
+FULL = Sizes(
+    spaced_jobs=50,
+    spaced_span=15.0,
+    spaced_lead=2.0,
+    runnow_samples=30,
+    herd_jobs=1000,
+    herd_lead=3.0,
+    herd_timeout=300.0,
+    idle_jobs=20,
+    idle_window=60.0,
+    idle_settle=12.0,
+    scale_jobs=100_000,
+    scale_changed=10_000,
+)
+QUICK = Sizes(
+    spaced_jobs=5,
+    spaced_span=1.0,
+    spaced_lead=0.7,
+    runnow_samples=3,
+    herd_jobs=20,
+    herd_lead=1.0,
+    herd_timeout=30.0,
+    idle_jobs=3,
+    idle_window=2.0,
+    idle_settle=0.5,
+    scale_jobs=1000,
+    scale_changed=100,
+)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One agent configuration the scenarios run against."""
+
+    key: str
+    label: str
+    kind: str  # "notifyagent" or "pgagent"
+    poll: float | None = None  # pgAgent's poll interval
+
+    @property
+    def is_pgagent(self) -> bool:
+        return self.kind == "pgagent"
+
+    def database(self, scenario: str) -> str:
+        """The prefix of the scenario's database name (readable in kept logs)."""
+        return f"b_{self.key.replace('-', '_')}_{scenario}"
+
+
+VARIANTS = {
+    "notifyagent": Variant("notifyagent", "notifyagent", "notifyagent"),
+    "pgagent": Variant("pgagent", "pgAgent (default, -t 5)", "pgagent", 5.0),
+    "pgagent-t1": Variant("pgagent-t1", "pgAgent -t 1", "pgagent", 1.0),
+}
+
+_T0 = time.monotonic()
+
+
+def say(msg: str) -> None:
+    """Progress on stderr, stamped with the seconds since start (stdout has the table)."""
+    print(f"[{time.monotonic() - _T0:7.1f}s] {msg}", file=sys.stderr, flush=True)
