@@ -1,0 +1,25 @@
+"""BENCHMARKS.md quotes a committed benchmark run: the results file it names exists, and the
+table on the page is that file's table, so every figure can be traced to the run (its commit,
+machine and raw lags are in the file)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "BENCHMARKS.md"
+
+
+def test_the_table_is_the_committed_runs() -> None:
+    text = DOC.read_text()
+    named = set(re.findall(r"benchmarks/results/[\w.-]+\.json", text))
+    assert len(named) == 1, f"BENCHMARKS.md should name one results file, names {named}"
+    results = json.loads((ROOT / named.pop()).read_text())
+    assert not results["errors"]
+    assert results["markdown"].strip() in text
+    commit = results["meta"]["git"]
+    assert "uncommitted" not in commit, "the quoted run measured uncommitted code"
+    assert f"commit `{commit}`" in text
+    assert not results["meta"]["quick"]
