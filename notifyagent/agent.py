@@ -31,6 +31,8 @@ from loguru import logger
 
 from notifyagent import config, conninfo, db, log, schema
 from notifyagent.config import Settings
+from notifyagent.core.queue import DueQueue
+from notifyagent.core.timetable import Origin, Row, Stored, Timetable, parse_stored
 from notifyagent.errors import (
     ConfigError,
     ConnectError,
@@ -41,11 +43,9 @@ from notifyagent.errors import (
 from notifyagent.jobs import run_steps
 from notifyagent.metrics import HealthServer, Metrics, parse_address
 from notifyagent.policy import DEFAULT, Policy
-from notifyagent.queue import DueQueue
 from notifyagent.sqlfiles import query
 from notifyagent.steps import StepRunner
 from notifyagent.store import ClaimedJob, JobState, Store
-from notifyagent.timetable import Origin, Row, Stored, Timetable, parse_stored
 
 CHANNEL = "notifyagent"
 ORIGINS = {o.value: o for o in (Origin.EXPLICIT, Origin.RECOMPUTED, Origin.SCHEDULES)}
@@ -666,7 +666,7 @@ class Agent:
         """Correct next runs where the engine says so, then (re)queue the runnable jobs.
 
         ``notified``: per job, the next run the handled notification says its transaction
-        left; a row read with another value was written since (see notifyagent.timetable).
+        left; a row read with another value was written since (see notifyagent.core.timetable).
         """
         assert self.timetable is not None
         if states and states[0].server_now is not None:
