@@ -31,6 +31,7 @@ from loguru import logger
 
 from notifyagent import config, conninfo, db, log, schema
 from notifyagent.config import Settings
+from notifyagent.core.policy import DEFAULT, Catchup, Overlap, Policy
 from notifyagent.core.queue import DueQueue
 from notifyagent.core.timetable import Origin, Row, Stored, Timetable, parse_stored
 from notifyagent.errors import (
@@ -42,7 +43,6 @@ from notifyagent.errors import (
 )
 from notifyagent.jobs import run_steps
 from notifyagent.metrics import HealthServer, Metrics, parse_address
-from notifyagent.policy import DEFAULT, Policy
 from notifyagent.sqlfiles import query
 from notifyagent.steps import StepRunner
 from notifyagent.store import ClaimedJob, JobState, Store
@@ -690,7 +690,7 @@ class Agent:
                 )
                 self._rerun[s.job_id] = s.next_run
             row = Row(s.job_id, s.enabled, s.agent_id is not None, s.next_run, s.never)
-            catchup_skip = self.policies.get(s.job_id, DEFAULT).catchup == "skip"
+            catchup_skip = self.policies.get(s.job_id, DEFAULT).catchup is Catchup.SKIP
             seen = notified.get(s.job_id) if notified else None
             if seen is not None and self._written.get(s.job_id) == row.stored:
                 # the later write is our own (a release with what the engine said before this
@@ -904,7 +904,7 @@ class Agent:
                 "job {} ({}) failed after {} retries", job.job_id, job.name, policy.retries
             )
         self._attempts.pop(job.job_id, None)
-        if policy.overlap == "queue-one" and job.claimed_at and self.timetable is not None:
+        if policy.overlap is Overlap.QUEUE_ONE and job.claimed_at and self.timetable is not None:
             missed = self.timetable.next_run(job.job_id, job.claimed_at)
             if missed is not None and missed <= now:
                 logger.info(
