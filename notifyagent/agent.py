@@ -29,8 +29,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import psycopg
 from loguru import logger
 
-from notifyagent import config, conninfo, db, log, schema
-from notifyagent.config import Settings
+from notifyagent import conninfo, db, log, schema
+from notifyagent.core import config
+from notifyagent.core.config import Settings, parse_address
 from notifyagent.core.policy import DEFAULT, Catchup, Overlap, Policy
 from notifyagent.core.queue import DueQueue
 from notifyagent.core.timetable import Origin, Row, Stored, Timetable, parse_stored
@@ -42,7 +43,7 @@ from notifyagent.errors import (
     SchemaVersionMismatch,
 )
 from notifyagent.jobs import run_steps
-from notifyagent.metrics import HealthServer, Metrics, parse_address
+from notifyagent.metrics import HealthServer, Metrics
 from notifyagent.sqlfiles import query
 from notifyagent.steps import StepRunner
 from notifyagent.store import ClaimedJob, JobState, Store
