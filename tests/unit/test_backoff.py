@@ -30,8 +30,7 @@ def test_backoff_grows_resets_and_follows_a_changed_cap() -> None:
     assert list(itertools.islice(backoff, 6)) == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
     assert backoff.at_cap
     backoff.reset()
-    assert not backoff.at_cap
-    assert next(backoff) == 0.1
+    assert (backoff.current, next(backoff), backoff.at_cap) == (0.1, 0.1, False)
     backoff.cap = 0.15  # a reloaded setting: the very next delay obeys it
     assert [next(backoff), next(backoff)] == [0.15, 0.15]
 

@@ -192,8 +192,8 @@ def test_policy_defaults_are_the_agents_defaults() -> None:
     agent uses for a job without a row, and so is the row written for it."""
     [job] = jobsfile.loads(job_toml(job="[jobs.policy]"))
     assert job.policy == DEFAULT
-    row = {"jobid": 1, "job_timeout": None, "step_timeout": None, "retries": 0}
-    row |= {"retry_delay": MINUTE, "overlap": "skip", "catchup": "once"}
+    row: dict[str, object] = {"jobid": 1, "job_timeout": None, "step_timeout": None}
+    row |= {"retries": 0, "retry_delay": MINUTE, "overlap": "skip", "catchup": "once"}
     assert Policy.from_row(row) == DEFAULT
 
 
