@@ -29,8 +29,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import psycopg
 from loguru import logger
 
-from notifyagent import config, conninfo, db, log, schema
-from notifyagent.config import Settings
+from notifyagent import conninfo, db, log, schema
+from notifyagent.core import config
+from notifyagent.core.config import Settings, parse_address
+from notifyagent.core.policy import DEFAULT, Catchup, Overlap, Policy
+from notifyagent.core.queue import DueQueue
+from notifyagent.core.timetable import Origin, Row, Stored, Timetable, parse_stored
 from notifyagent.errors import (
     ConfigError,
     ConnectError,
@@ -39,13 +43,10 @@ from notifyagent.errors import (
     SchemaVersionMismatch,
 )
 from notifyagent.jobs import run_steps
-from notifyagent.metrics import HealthServer, Metrics, parse_address
-from notifyagent.policy import DEFAULT, Policy
-from notifyagent.queue import DueQueue
+from notifyagent.metrics import HealthServer, Metrics
 from notifyagent.sqlfiles import query
 from notifyagent.steps import StepRunner
 from notifyagent.store import ClaimedJob, JobState, Store
-from notifyagent.timetable import Origin, Row, Stored, Timetable, parse_stored
 
 CHANNEL = "notifyagent"
 ORIGINS = {o.value: o for o in (Origin.EXPLICIT, Origin.RECOMPUTED, Origin.SCHEDULES)}
@@ -666,7 +667,7 @@ class Agent:
         """Correct next runs where the engine says so, then (re)queue the runnable jobs.
 
         ``notified``: per job, the next run the handled notification says its transaction
-        left; a row read with another value was written since (see notifyagent.timetable).
+        left; a row read with another value was written since (see notifyagent.core.timetable).
         """
         assert self.timetable is not None
         if states and states[0].server_now is not None:
@@ -690,7 +691,7 @@ class Agent:
                 )
                 self._rerun[s.job_id] = s.next_run
             row = Row(s.job_id, s.enabled, s.agent_id is not None, s.next_run, s.never)
-            catchup_skip = self.policies.get(s.job_id, DEFAULT).catchup == "skip"
+            catchup_skip = self.policies.get(s.job_id, DEFAULT).catchup is Catchup.SKIP
             seen = notified.get(s.job_id) if notified else None
             if seen is not None and self._written.get(s.job_id) == row.stored:
                 # the later write is our own (a release with what the engine said before this
@@ -904,7 +905,7 @@ class Agent:
                 "job {} ({}) failed after {} retries", job.job_id, job.name, policy.retries
             )
         self._attempts.pop(job.job_id, None)
-        if policy.overlap == "queue-one" and job.claimed_at and self.timetable is not None:
+        if policy.overlap is Overlap.QUEUE_ONE and job.claimed_at and self.timetable is not None:
             missed = self.timetable.next_run(job.job_id, job.claimed_at)
             if missed is not None and missed <= now:
                 logger.info(

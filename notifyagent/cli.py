@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 
 from loguru import logger
 
-from notifyagent import __version__, config, conninfo, log
+from notifyagent import __version__, conninfo, log
+from notifyagent.core import config
 from notifyagent.errors import ConfigError, NotifyAgentError
 
 DSN_HELP = (
@@ -33,7 +34,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         "--log-level",
         default=_env("LOG_LEVEL", "INFO"),
         type=str.upper,
-        choices=log.LEVELS,
+        choices=config.LEVELS,
         help="log level (env NOTIFYAGENT_LOG_LEVEL; default %(default)s)",
     )
 

@@ -21,7 +21,7 @@ from loguru import logger
 from notifyagent import conninfo
 from notifyagent.agent import Agent
 from notifyagent.cluster import Cluster
-from notifyagent.config import Settings
+from notifyagent.core.config import Settings
 from notifyagent.errors import NotifyAgentError
 from notifyagent.jobsfile import apply_file
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from loguru import logger
 
-from notifyagent.policy import DEFAULT, Policy
+from notifyagent.core.policy import DEFAULT, Policy
 from notifyagent.steps import NO_CONNECTION, Outcome, StepRunner
 from notifyagent.store import ClaimedJob, Store
 
@@ -33,7 +33,7 @@ async def run_steps(
     The policy's job and step timeouts cancel a step (SQL: cancel request; batch: its process
     group is killed) and fail it and the job with an output that says which limit it hit.
     """
-    deadline = None if policy.job_timeout is None else time.monotonic() + policy.job_timeout
+    deadline = None if policy.job_timeout_s is None else time.monotonic() + policy.job_timeout_s
     for n, step in enumerate(job.steps):
         jslid = job.first_jslid if n == 0 else await store.step_start(job.jlgid, step.id)
         if jslid is None:
@@ -89,10 +89,10 @@ async def run_steps(
 def _limit(policy: Policy, deadline: float | None, now: float) -> tuple[float | None, str, float]:
     """How long the next step may run, which timeout sets that limit, and its setting."""
     limits = []
-    if policy.step_timeout is not None:
-        limits.append((policy.step_timeout, "step", policy.step_timeout))
-    if deadline is not None and policy.job_timeout is not None:
-        limits.append((max(0.0, deadline - now), "job", policy.job_timeout))
+    if policy.step_timeout_s is not None:
+        limits.append((policy.step_timeout_s, "step", policy.step_timeout_s))
+    if deadline is not None and policy.job_timeout_s is not None:
+        limits.append((max(0.0, deadline - now), "job", policy.job_timeout_s))
     if not limits:
         return None, "", 0.0
     return min(limits)

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from notifyagent.conninfo import scrub
+from notifyagent.core.config import LEVELS
 
 if TYPE_CHECKING:
     from loguru import Record
 
-LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
 HUMAN_FORMAT = (
     "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> <level>{level: <7}</level> "
     "<level>{message}</level>"

@@ -78,17 +78,6 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def parse_address(text: str) -> tuple[str, int]:
-    """``PORT`` (loopback), ``HOST:PORT`` or ``[IPv6]:PORT``."""
-    host, sep, port = text.rpartition(":")
-    if not sep:
-        host, port = "127.0.0.1", text
-    host = host.strip("[]") or "127.0.0.1"
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError("PORT or HOST:PORT with a port from 1 to 65535")
-    return host, int(port)
-
-
 class HealthServer:
     """``/metrics``, ``/healthz`` and ``/readyz`` on ``address``, served from a thread."""
 

@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 from notifyagent import db
 from notifyagent.core.fields import FIELDS as FIELDS  # the CLI's schedule options
 from notifyagent.core.fields import parse_field
+from notifyagent.core.schedule import Schedule, next_runs, schedule_from_arrays
 from notifyagent.ops import find_job
-from notifyagent.schedule import Schedule, next_runs, schedule_from_arrays
 from notifyagent.sqlfiles import query
 from notifyagent.store import Store
 

@@ -18,8 +18,8 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from notifyagent import conninfo
-from notifyagent.policy import Policy
-from notifyagent.schedule import Schedule, ScheduleError, schedule_from_arrays
+from notifyagent.core.policy import Policy
+from notifyagent.core.schedule import Schedule, ScheduleError, schedule_from_arrays
 from notifyagent.sqlfiles import query
 from notifyagent.steps import Outcome, Step
 

@@ -9,7 +9,8 @@ schedule whose name occurs several times is matched by its position among those 
 (ordered by id in the database). Jobs whose name is not in the file (made in pgAdmin, say) are
 left alone unless ``prune`` is asked for.
 
-Layers, one module each: :mod:`.spec` the dataclasses; :mod:`.parse` reads and validates a
+Layers, one module each: :mod:`.spec` the dataclasses (a job's policy is the agent's own
+:class:`notifyagent.core.policy.Policy`); :mod:`.parse` reads and validates a
 file (pure; typed values with :mod:`.values`, durations with :mod:`.durations`); :mod:`.diff`
 compares the database's jobs with the file's and makes a :class:`~.plan.Plan` (pure), whose
 text :mod:`.plan` renders; :mod:`.toml` writes a file (pure); :mod:`.database` does the I/O
@@ -18,31 +19,23 @@ text :mod:`.plan` renders; :mod:`.toml` writes a file (pure); :mod:`.database` d
 """
 
 from notifyagent.core.fields import render_field
-from notifyagent.jobsfile.database import apply_file, export_jobs, policy_from_row
+from notifyagent.jobsfile.database import apply_file, export_jobs
 from notifyagent.jobsfile.diff import diff
 from notifyagent.jobsfile.durations import parse_duration, render_duration
 from notifyagent.jobsfile.parse import check_classes, check_policy_table, load, loads
 from notifyagent.jobsfile.spec import (
-    CATCHUP,
     ON_ERROR,
-    OVERLAP,
-    POLICY_KEYS,
     ExceptionSpec,
     JobSpec,
-    PolicySpec,
     ScheduleSpec,
     StepSpec,
 )
 from notifyagent.jobsfile.toml import render_jobs, toml_string
 
 __all__ = [
-    "CATCHUP",
     "ON_ERROR",
-    "OVERLAP",
-    "POLICY_KEYS",
     "ExceptionSpec",
     "JobSpec",
-    "PolicySpec",
     "ScheduleSpec",
     "StepSpec",
     "apply_file",
@@ -53,7 +46,6 @@ __all__ = [
     "load",
     "loads",
     "parse_duration",
-    "policy_from_row",
     "render_duration",
     "render_field",
     "render_jobs",

@@ -13,6 +13,7 @@ import psycopg
 
 from notifyagent import db, schema
 from notifyagent.core.fields import FIELDS
+from notifyagent.core.policy import POLICY_KEYS, Policy
 from notifyagent.errors import ConfigError
 from notifyagent.jobsfile.diff import diff
 from notifyagent.jobsfile.parse import check_classes, check_policy_table, load
@@ -21,11 +22,9 @@ from notifyagent.jobsfile.spec import (
     ARRAY_FIELDS,
     KINDS,
     ON_ERROR,
-    POLICY_KEYS,
     Bools,
     ExceptionSpec,
     JobSpec,
-    PolicySpec,
     ScheduleSpec,
     StepSpec,
     quote,
@@ -59,18 +58,6 @@ def _timestamp(text: str | None, what: str) -> dt.datetime | None:
         raise ConfigError(
             f"{what}: the stored value {text!r} cannot be written in a jobs file"
         ) from None
-
-
-def policy_from_row(row: Mapping[str, Any]) -> PolicySpec:
-    """A row of ``jobsfile_read_policies`` (intervals as timedelta) -> :class:`PolicySpec`."""
-    return PolicySpec(
-        job_timeout=row["job_timeout"],
-        step_timeout=row["step_timeout"],
-        retries=int(row["retries"]),
-        retry_delay=row["retry_delay"],
-        overlap=str(row["overlap"]),
-        catchup=str(row["catchup"]),
-    )
 
 
 def _step_from_row(s: Mapping[str, Any]) -> StepSpec:
@@ -111,7 +98,7 @@ def _schedule_from_row(s: Mapping[str, Any], jobid: object) -> ScheduleSpec:
     )
 
 
-def job_from_row(row: Mapping[str, Any], policy: PolicySpec | None = None) -> JobSpec:
+def job_from_row(row: Mapping[str, Any], policy: Policy | None = None) -> JobSpec:
     """A job as the ``jobsfile_read`` query returns it (JSON) -> :class:`JobSpec` with ids."""
     return JobSpec(
         name=row["name"],
@@ -141,10 +128,10 @@ async def read_state(conn: db.AsyncConn) -> DbState:
     cur = await conn.execute(query("jobsfile_policy_table"))
     present = await cur.fetchone()
     assert present is not None
-    policies: dict[int, PolicySpec] = {}
+    policies: dict[int, Policy] = {}
     if present["present"]:
         cur = await conn.execute(query("jobsfile_read_policies"))
-        policies = {r["jobid"]: policy_from_row(r) for r in await cur.fetchall()}
+        policies = {r["jobid"]: Policy.from_row(r) for r in await cur.fetchall()}
     cur = await conn.execute(query("jobsfile_read"))
     row = await cur.fetchone()
     assert row is not None
@@ -170,7 +157,7 @@ def _step_params(step: StepSpec) -> dict[str, Any]:
     }
 
 
-def _policy_params(jobid: int, policy: PolicySpec) -> dict[str, Any]:
+def _policy_params(jobid: int, policy: Policy) -> dict[str, Any]:
     return {"job": jobid, **{key: getattr(policy, key) for key in POLICY_KEYS}}
 
 

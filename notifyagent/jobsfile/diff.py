@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TypeVar
 
+from notifyagent.core.policy import POLICY_KEYS, Policy
 from notifyagent.jobsfile.parse import exception_taken, owner, timed_exceptions
 from notifyagent.jobsfile.plan import (
     Action,
@@ -19,10 +20,8 @@ from notifyagent.jobsfile.plan import (
 )
 from notifyagent.jobsfile.spec import (
     ARRAY_FIELDS,
-    POLICY_KEYS,
     ExceptionSpec,
     JobSpec,
-    PolicySpec,
     ScheduleSpec,
     StepSpec,
     quote,
@@ -105,9 +104,7 @@ def _schedule_plan(
     return plan
 
 
-def _policy_plan(
-    current: PolicySpec | None, wanted: PolicySpec | None
-) -> tuple[Action, list[FieldChange]]:
+def _policy_plan(current: Policy | None, wanted: Policy | None) -> tuple[Action, list[FieldChange]]:
     if current is None:
         return ("same" if wanted is None else "add"), []
     if wanted is None:

@@ -12,22 +12,19 @@ from typing import Any
 import psycopg
 
 from notifyagent import conninfo
+from notifyagent.core.policy import DEFAULT, POLICY_KEYS, Catchup, Overlap, Policy
 from notifyagent.errors import ConfigError
 from notifyagent.jobsfile.spec import (
     ARRAY_FIELDS,
-    CATCHUP,
     DEFAULT_CLASS,
     EXCEPTION_KEYS,
     JOB_KEYS,
     KINDS,
     ON_ERROR,
-    OVERLAP,
-    POLICY_KEYS,
     SCHEDULE_KEYS,
     STEP_KEYS,
     ExceptionSpec,
     JobSpec,
-    PolicySpec,
     ScheduleSpec,
     StepSpec,
     quote,
@@ -60,7 +57,7 @@ def _exception(table: Mapping[str, Any], where: Where) -> ExceptionSpec:
     return ExceptionSpec(day, clock)
 
 
-def _policy(value: object, where: Where) -> PolicySpec:
+def _policy(value: object, where: Where) -> Policy:
     if not isinstance(value, dict):
         raise where.error(None, f"{show(value)} is not a table (write [jobs.policy])")
     check_keys(value, POLICY_KEYS, where)
@@ -70,13 +67,13 @@ def _policy(value: object, where: Where) -> PolicySpec:
     if not 0 <= retries <= MAX_RETRIES:
         raise where.error("retries", f"{retries} is out of range (0 to {MAX_RETRIES})")
     retry_delay = get_duration(value, "retry_delay", where, positive=False)
-    return PolicySpec(
+    return Policy(
         job_timeout=get_duration(value, "job_timeout", where, positive=True),
         step_timeout=get_duration(value, "step_timeout", where, positive=True),
         retries=retries,
-        retry_delay=PolicySpec.retry_delay if retry_delay is None else retry_delay,
-        overlap=get_choice(value, "overlap", where, OVERLAP, PolicySpec.overlap),
-        catchup=get_choice(value, "catchup", where, CATCHUP, PolicySpec.catchup),
+        retry_delay=DEFAULT.retry_delay if retry_delay is None else retry_delay,
+        overlap=Overlap(get_choice(value, "overlap", where, Overlap, DEFAULT.overlap)),
+        catchup=Catchup(get_choice(value, "catchup", where, Catchup, DEFAULT.catchup)),
     )
 
 

@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass, field
 
 from notifyagent.core.fields import FIELDS
+from notifyagent.core.policy import Policy
 
 DEFAULT_CLASS = "Routine Maintenance"
 #: file value -> pgagent code
@@ -38,10 +39,6 @@ SCHEDULE_KEYS = (
     "exceptions",
 )
 EXCEPTION_KEYS = ("date", "time")
-POLICY_KEYS = ("job_timeout", "step_timeout", "retries", "retry_delay", "overlap", "catchup")
-#: notifyagent.job_policy's CHECK constraints
-OVERLAP = ("skip", "queue-one")
-CATCHUP = ("once", "skip")
 
 Bools = tuple[bool, ...]
 
@@ -122,27 +119,6 @@ class ScheduleSpec:
 
 
 @dataclass(frozen=True)
-class PolicySpec:
-    """A row of ``notifyagent.job_policy``; the defaults are the columns' defaults."""
-
-    job_timeout: dt.timedelta | None = None
-    step_timeout: dt.timedelta | None = None
-    retries: int = 0
-    retry_delay: dt.timedelta = dt.timedelta(minutes=1)
-    overlap: str = "skip"
-    catchup: str = "once"
-
-    def non_defaults(self) -> list[tuple[str, object]]:
-        """The keys whose value is not the column's default (what export writes)."""
-        default = PolicySpec()
-        return [
-            (key, getattr(self, key))
-            for key in POLICY_KEYS
-            if getattr(self, key) != getattr(default, key)
-        ]
-
-
-@dataclass(frozen=True)
 class JobSpec:
     name: str
     enabled: bool = True
@@ -152,5 +128,5 @@ class JobSpec:
     steps: tuple[StepSpec, ...] = ()
     schedules: tuple[ScheduleSpec, ...] = ()
     #: None: no row in notifyagent.job_policy (pgAgent's behaviour)
-    policy: PolicySpec | None = None
+    policy: Policy | None = None
     id: int | None = field(default=None, compare=False)

@@ -7,12 +7,12 @@ import datetime as dt
 from collections.abc import Sequence
 
 from notifyagent.core.fields import render_field
+from notifyagent.core.policy import Policy
 from notifyagent.jobsfile.durations import render_duration
 from notifyagent.jobsfile.spec import (
     ARRAY_FIELDS,
     ExceptionSpec,
     JobSpec,
-    PolicySpec,
     ScheduleSpec,
     StepSpec,
     time_text,
@@ -98,7 +98,7 @@ def _job_toml(job: JobSpec) -> list[str]:
     return [*out, ""]
 
 
-def _policy_toml(policy: PolicySpec) -> list[str]:
+def _policy_toml(policy: Policy) -> list[str]:
     out = ["[jobs.policy]"]
     for key, value in policy.non_defaults():
         if isinstance(value, dt.timedelta):

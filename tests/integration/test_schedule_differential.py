@@ -1,4 +1,4 @@
-"""Differential test: ``notifyagent.schedule`` against pgAgent's own ``pga_next_schedule()``.
+"""Differential test: ``notifyagent.core.schedule`` against pgAgent's own ``pga_next_schedule()``.
 
 Thousands of random cases (the five arrays, exceptions, start, end, session time zone) are
 computed by the engine and by the pgagent extension of the test server, ``BATCH`` cases per
@@ -53,7 +53,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notifyagent.schedule import Schedule, ScheduleException, next_run, next_runs
+from notifyagent.core.schedule import Schedule, ScheduleException, next_run, next_runs
 from tests.pg import Database, Server, new_database
 from tests.unit.test_schedule import Reference
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from notifyagent.config import Settings, config_path, diff, read_file, resolve
+from notifyagent.core.config import Settings, config_path, diff, read_file, resolve
 from notifyagent.errors import ConfigError
 
 

@@ -1,12 +1,10 @@
-"""The schedule field grammar lives in the pure core: importing it, or the jobs file package,
-pulls in none of the runtime (database driver, event loop, logging, the agent's store)."""
+"""The jobs file package shares the schedule field grammar of the pure core (see
+test_core_is_pure.py) and pulls in none of the agent (its store, ``next``, the operations)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-
-import pytest
 
 
 def _loaded_by(module: str) -> set[str]:
@@ -14,13 +12,6 @@ def _loaded_by(module: str) -> set[str]:
     code = f"import sys, {module}; print('\\n'.join(sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return set(done.stdout.split())
-
-
-@pytest.mark.parametrize("module", ["notifyagent.core", "notifyagent.core.fields"])
-def test_the_core_does_no_io(module: str) -> None:
-    loaded = _loaded_by(module)
-    assert module in loaded
-    assert {"psycopg", "asyncio", "loguru"} & loaded == set()
 
 
 def test_jobs_files_do_not_need_the_agent() -> None:

@@ -11,11 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notifyagent import jobsfile, policy
+from notifyagent import jobsfile
 from notifyagent.core.fields import FIELDS, parse_field
+from notifyagent.core.policy import DEFAULT, Catchup, Overlap, Policy
 from notifyagent.dev import EXAMPLE_JOBS as EXAMPLE
 from notifyagent.errors import ConfigError
-from notifyagent.jobsfile import ExceptionSpec, JobSpec, PolicySpec, ScheduleSpec, StepSpec
+from notifyagent.jobsfile import ExceptionSpec, JobSpec, ScheduleSpec, StepSpec
 
 UTC = dt.UTC
 BERLIN = dt.timezone(dt.timedelta(hours=1))
@@ -168,29 +169,32 @@ def test_policy_table() -> None:
             'overlap = "queue-one"\ncatchup = "skip"\n'
         )
     )
-    assert job.policy == PolicySpec(
+    assert job.policy == Policy(
         job_timeout=10 * MINUTE,
         step_timeout=dt.timedelta(seconds=90),
         retries=3,
         retry_delay=90 * MINUTE,
-        overlap="queue-one",
-        catchup="skip",
+        overlap=Overlap.QUEUE_ONE,
+        catchup=Catchup.SKIP,
     )
     # no table: no policy row; an empty table: a row with the columns' defaults
     assert jobsfile.loads(job_toml())[0].policy is None
     [job] = jobsfile.loads(job_toml(job="[jobs.policy]"))
-    assert job.policy == PolicySpec(None, None, 0, MINUTE, "skip", "once")
+    assert job.policy == Policy(None, None, 0, MINUTE, Overlap.SKIP, Catchup.ONCE)
     # the table may follow the steps and schedules too (it belongs to the last [[jobs]])
     [job] = jobsfile.loads(job_toml(step=SQL_STEP, schedule="") + "[jobs.policy]\nretries = 1\n")
-    assert job.policy == PolicySpec(retries=1)
+    assert job.policy == Policy(retries=1)
     assert len(job.steps) == len(job.schedules) == 1
 
 
 def test_policy_defaults_are_the_agents_defaults() -> None:
-    """No [jobs.policy] and an empty one behave the same: PolicySpec() is policy.DEFAULT."""
-    row = {k: getattr(PolicySpec(), k) for k in jobsfile.POLICY_KEYS}
-    assert policy.Policy.from_row({"jobid": 1, **row}) == policy.DEFAULT
-    assert jobsfile.policy_from_row(row) == PolicySpec()
+    """No [jobs.policy] and an empty one behave the same: an empty table is the DEFAULT the
+    agent uses for a job without a row, and so is the row written for it."""
+    [job] = jobsfile.loads(job_toml(job="[jobs.policy]"))
+    assert job.policy == DEFAULT
+    row: dict[str, object] = {"jobid": 1, "job_timeout": None, "step_timeout": None}
+    row |= {"retries": 0, "retry_delay": MINUTE, "overlap": "skip", "catchup": "once"}
+    assert Policy.from_row(row) == DEFAULT
 
 
 @pytest.mark.parametrize(
@@ -655,7 +659,7 @@ def test_diff_of_policies() -> None:
     assert "    + policy: all defaults\n" in jobsfile.diff(stored(base), empty).render()
     assert jobsfile.diff(stored(empty), base).jobs[0].policy_action == "remove"
     # a new job lists its policy; a job left alone keeps its own
-    other = replace(JobSpec("made in pgAdmin"), policy=PolicySpec(retries=5))
+    other = replace(JobSpec("made in pgAdmin"), policy=Policy(retries=5))
     plan = jobsfile.diff(stored([other]), with_policy)
     assert plan.render("jobs.toml").startswith(
         '+ job "nightly": class Routine Maintenance\n'
@@ -769,16 +773,16 @@ def test_export_rendering_of_unusual_values() -> None:
 def test_export_writes_the_policy_keys_that_are_not_defaults() -> None:
     jobs = [
         JobSpec("none"),
-        JobSpec("defaults", policy=PolicySpec()),
+        JobSpec("defaults", policy=Policy()),
         JobSpec(
             "all",
-            policy=PolicySpec(
+            policy=Policy(
                 job_timeout=dt.timedelta(days=1, hours=2),
                 step_timeout=dt.timedelta(seconds=0.25),
                 retries=100,
                 retry_delay=dt.timedelta(0),
-                overlap="queue-one",
-                catchup="skip",
+                overlap=Overlap.QUEUE_ONE,
+                catchup=Catchup.SKIP,
             ),
         ),
     ]
@@ -854,13 +858,13 @@ SCHEDULES = st.builds(
 )
 POSITIVE = st.timedeltas(min_value=dt.timedelta(microseconds=1))
 POLICIES = st.builds(
-    PolicySpec,
+    Policy,
     job_timeout=st.none() | POSITIVE,
     step_timeout=st.none() | POSITIVE,
     retries=st.integers(0, 100),
     retry_delay=st.timedeltas(min_value=dt.timedelta(0)),
-    overlap=st.sampled_from(jobsfile.OVERLAP),
-    catchup=st.sampled_from(jobsfile.CATCHUP),
+    overlap=st.sampled_from(Overlap),
+    catchup=st.sampled_from(Catchup),
 )
 JOBS = st.builds(
     JobSpec,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from notifyagent.queue import DueQueue
+from notifyagent.core.queue import DueQueue
 
 
 def test_earliest_first_and_only_due() -> None:

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from notifyagent.schedule import (
+from notifyagent.core.schedule import (
     Schedule,
     ScheduleError,
     ScheduleException,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from notifyagent import config
+from notifyagent.core import config
 from notifyagent.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]

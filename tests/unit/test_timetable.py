@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from notifyagent.agent import payload_items
-from notifyagent.schedule import schedule_from_arrays
-from notifyagent.timetable import EPOCH, Origin, Row, Stored, Timetable, parse_stored
+from notifyagent.core.schedule import schedule_from_arrays
+from notifyagent.core.timetable import EPOCH, Origin, Row, Stored, Timetable, parse_stored
 
 UTC = dt.UTC
 NOW = dt.datetime(2030, 1, 1, 10, 30, 20, tzinfo=UTC)

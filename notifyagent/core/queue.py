@@ -8,7 +8,7 @@ caller's monotonic clock (``loop.time()``).
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 
 class DueQueue:
@@ -21,10 +21,6 @@ class DueQueue:
 
     def __contains__(self, job_id: object) -> bool:
         return job_id in self._deadline
-
-    def __iter__(self) -> Iterator[tuple[int, float]]:
-        """(job id, deadline) pairs in no particular order."""
-        return iter(self._deadline.items())
 
     def deadline(self, job_id: int) -> float | None:
         return self._deadline.get(job_id)
@@ -45,10 +41,6 @@ class DueQueue:
         """Forget everything and load ``entries`` (after a resync)."""
         self._deadline = dict(entries)
         self._compact()
-
-    def clear(self) -> None:
-        self._deadline.clear()
-        self._heap.clear()
 
     def _compact(self) -> None:
         self._heap = [(d, j) for j, d in self._deadline.items()]

@@ -2,13 +2,16 @@
 (``NOTIFYAGENT_<OPTION>``), a TOML file (``--config`` / ``NOTIFYAGENT_CONFIG``) and defaults,
 in that order of precedence, validated with messages that name the key, the value and what is
 allowed. The same table drives ``--help``, live reload and the reload diff.
+
+Pure: reading the file is the only I/O; the values the logging and metrics modules need
+(log levels, the metrics address syntax) are defined here, which they import.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import socket
+import platform
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,14 +20,15 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from notifyagent.errors import ConfigError
-from notifyagent.log import LEVELS
-from notifyagent.metrics import parse_address
+
+#: loguru's levels, in order
+LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
 
 
 @dataclass(frozen=True)
 class Settings:
     dsn: str = ""
-    station: str = dataclasses.field(default_factory=socket.gethostname)
+    station: str = dataclasses.field(default_factory=platform.node)
     max_concurrency: int = 32
     shutdown_timeout: float = 30.0
     #: Seconds between liveness checks (dead agents, notification round trip); 0 disables.
@@ -126,6 +130,17 @@ def _log_format(value: Any) -> str:
     return str(value)
 
 
+def parse_address(text: str) -> tuple[str, int]:
+    """``PORT`` (loopback), ``HOST:PORT`` or ``[IPv6]:PORT``."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "127.0.0.1", text
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("PORT or HOST:PORT with a port from 1 to 65535")
+    return host, int(port)
+
+
 def _address(value: Any) -> str | None:
     if value in (None, ""):
         return None
@@ -135,12 +150,11 @@ def _address(value: Any) -> str | None:
 
 @dataclass(frozen=True)
 class Option:
+    """One setting: its parser (raises ValueError naming what is allowed) and its help text."""
+
     name: str
     parse: Callable[[Any], Any]
     help: str
-    #: True when a change applies at once; False when it needs a reconnect.
-    live: bool = True
-    flag_only_true: bool = False
 
     @property
     def flag(self) -> str:
@@ -157,14 +171,12 @@ OPTIONS: tuple[Option, ...] = (
         _text,
         "libpq connection string or postgresql:// URL of the database holding the pgagent "
         "schema (when empty, libpq's PG* variables apply)",
-        live=False,
     ),
     Option(
         "station",
         _text,
         "name of this agent, matched against a job's host agent (jobhostagent) and stored as "
         "pga_jobagent.jagstation (default: the host name)",
-        live=False,
     ),
     Option(
         "max_concurrency",
@@ -229,7 +241,6 @@ OPTIONS: tuple[Option, ...] = (
         _address,
         "serve Prometheus /metrics, /healthz and /readyz on PORT (loopback) or HOST:PORT "
         "(default: off; a change needs a restart)",
-        live=False,
     ),
 )
 BY_NAME = {o.name: o for o in OPTIONS}

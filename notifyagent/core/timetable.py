@@ -1,7 +1,7 @@
 """What the agent knows about every job's schedules, and when to correct ``jobnextrun``.
 
 Pure: no I/O. The agent feeds it schedules and job rows; it answers with the engine's next run
-(notifyagent.schedule) and whether the stored ``jobnextrun`` should be replaced by it.
+(notifyagent.core.schedule) and whether the stored ``jobnextrun`` should be replaced by it.
 
 Whose value wins:
 
@@ -27,10 +27,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from notifyagent.schedule import Schedule, job_next_run
+from notifyagent.core.schedule import Schedule, job_next_run
 
 
-class Origin(enum.Enum):
+class Origin(enum.StrEnum):
     """Why a job's row is being looked at."""
 
     EXPLICIT = "job"  # a client wrote jobnextrun (or another column) directly
@@ -81,6 +81,8 @@ class Row:
 
 
 class Timetable:
+    """Every job's schedules, read in one zone (the agent's ``--timezone`` or the database's)."""
+
     def __init__(self, tz: ZoneInfo) -> None:
         self.tz = tz
         self._schedules: dict[int, tuple[Schedule, ...]] = {}
