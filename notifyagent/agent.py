@@ -29,8 +29,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import psycopg
 from loguru import logger
 
-from notifyagent import config, conninfo, db, log, schema
+from notifyagent import config, conninfo, db, schema
 from notifyagent.config import Settings
+from notifyagent.core.observability import parse_address
 from notifyagent.errors import (
     ConfigError,
     ConnectError,
@@ -39,7 +40,8 @@ from notifyagent.errors import (
     SchemaVersionMismatch,
 )
 from notifyagent.jobs import run_steps
-from notifyagent.metrics import HealthServer, Metrics, parse_address
+from notifyagent.obs import log
+from notifyagent.obs.metrics import HealthServer, Metrics
 from notifyagent.policy import DEFAULT, Policy
 from notifyagent.queue import DueQueue
 from notifyagent.sqlfiles import query

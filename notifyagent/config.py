@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from notifyagent.core.observability import LEVELS, parse_address
 from notifyagent.errors import ConfigError
-from notifyagent.log import LEVELS
-from notifyagent.metrics import parse_address
 
 
 @dataclass(frozen=True)
