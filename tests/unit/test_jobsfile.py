@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from notifyagent import jobsfile, policy
+from notifyagent.commands.dev import EXAMPLE_JOBS as EXAMPLE
 from notifyagent.core.fields import FIELDS, parse_field
-from notifyagent.dev import EXAMPLE_JOBS as EXAMPLE
 from notifyagent.errors import ConfigError
 from notifyagent.jobsfile import ExceptionSpec, JobSpec, PolicySpec, ScheduleSpec, StepSpec
 
