@@ -92,6 +92,16 @@ def _add_database_commands(sub: Subparsers) -> None:
     _add_common(p)
 
 
+#: the inline schedule options of ``next`` (the fields of core.fields), with an example each
+FIELD_EXAMPLES = {
+    "minutes": "0,30",
+    "hours": "8-17",
+    "weekdays": "mon-fri",
+    "monthdays": "1,15,last",
+    "months": "jan-mar",
+}
+
+
 def _add_next(sub: Subparsers) -> None:
     p = sub.add_parser(
         "next",
@@ -117,15 +127,6 @@ def _add_next(sub: Subparsers) -> None:
         help="inline schedule start (ISO 8601, default now)",
     )
     p.add_argument("--end", type=dt.datetime.fromisoformat, help="inline schedule end")
-
-
-FIELD_EXAMPLES = {
-    "minutes": "0,30",
-    "hours": "8-17",
-    "weekdays": "mon-fri",
-    "monthdays": "1,15,last",
-    "months": "jan-mar",
-}
 
 
 def _add_jobs_file_commands(sub: Subparsers) -> None:
