@@ -21,6 +21,8 @@ class Status(StrEnum):
 def label(code: str | None) -> str | None:
     """The label of a stored status letter; ``None`` and unknown letters (rows made by hand)
     as they are."""
+    if code is None:
+        return None
     try:
         return Status(code).label
     except ValueError:
