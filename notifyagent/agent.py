@@ -29,9 +29,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import psycopg
 from loguru import logger
 
-from notifyagent import conninfo, db, log, schema
+from notifyagent import conninfo, db, schema
 from notifyagent.core import config
-from notifyagent.core.config import Settings, parse_address
+from notifyagent.core.config import Settings
+from notifyagent.core.observability import parse_address
 from notifyagent.core.policy import DEFAULT, Catchup, Overlap, Policy
 from notifyagent.core.queue import DueQueue
 from notifyagent.core.timetable import Origin, Row, Stored, Timetable, parse_stored
@@ -43,7 +44,8 @@ from notifyagent.errors import (
     SchemaVersionMismatch,
 )
 from notifyagent.jobs import run_steps
-from notifyagent.metrics import HealthServer, Metrics
+from notifyagent.obs import log
+from notifyagent.obs.metrics import HealthServer, Metrics
 from notifyagent.sqlfiles import query
 from notifyagent.steps import StepRunner
 from notifyagent.store import ClaimedJob, JobState, Store

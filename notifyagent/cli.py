@@ -1,4 +1,5 @@
-"""Command line: ``notifyagent <command> [options]`` (thin: parse, configure, hand over)."""
+"""Command line: ``notifyagent <command> [options]``. Thin: parse the arguments, configure
+logging and settings, hand over to the command in :mod:`notifyagent.commands`."""
 
 from __future__ import annotations
 
@@ -9,14 +10,18 @@ import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from notifyagent import __version__, conninfo, log
+from notifyagent import __version__, conninfo
 from notifyagent.core import config
-from notifyagent.errors import ConfigError, NotifyAgentError
+from notifyagent.core.observability import LEVELS
+from notifyagent.errors import NotifyAgentError
+from notifyagent.obs import log
+
+if TYPE_CHECKING:
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 DSN_HELP = (
     "libpq connection string or postgresql:// URL of the database holding the pgagent schema "
@@ -34,7 +39,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         "--log-level",
         default=_env("LOG_LEVEL", "INFO"),
         type=str.upper,
-        choices=config.LEVELS,
+        choices=LEVELS,
         help="log level (env NOTIFYAGENT_LOG_LEVEL; default %(default)s)",
     )
 
@@ -61,7 +66,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"notifyagent {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_database_commands(sub)
+    _add_next(sub)
+    _add_jobs_file_commands(sub)
+    _add_operator_commands(sub)
+    p = sub.add_parser(
+        "serve",
+        help="run the agent (production)",
+        description="Run the agent until SIGTERM/SIGINT; SIGHUP reloads the config file. Every "
+        "option can also be set in the environment (NOTIFYAGENT_<OPTION>) or in the TOML "
+        "config file; the command line wins over the environment, which wins over the file.",
+    )
+    add_agent_options(p)
+    return parser
 
+
+def _add_database_commands(sub: Subparsers) -> None:
     p = sub.add_parser("check", help="verify the connection and the pgagent schema; print a report")
     _add_common(p)
 
@@ -72,6 +92,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("uninstall", help="remove notifyagent's schema and triggers")
     _add_common(p)
 
+
+#: the inline schedule options of ``next`` (the fields of core.fields), with an example each
+FIELD_EXAMPLES = {
+    "minutes": "0,30",
+    "hours": "8-17",
+    "weekdays": "mon-fri",
+    "monthdays": "1,15,last",
+    "months": "jan-mar",
+}
+
+
+def _add_next(sub: Subparsers) -> None:
     p = sub.add_parser(
         "next",
         help="print the next run times of a job, or of a schedule given with --minutes etc.",
@@ -88,13 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env("TIMEZONE", "") or None,
         help="zone the schedule is read in (default: the database's TimeZone; inline: UTC)",
     )
-    for field, example in (
-        ("minutes", "0,30"),
-        ("hours", "8-17"),
-        ("weekdays", "mon-fri"),
-        ("monthdays", "1,15,last"),
-        ("months", "jan-mar"),
-    ):
+    for field, example in FIELD_EXAMPLES.items():
         p.add_argument(f"--{field}", metavar="LIST", help=f"inline schedule, e.g. {example}")
     p.add_argument(
         "--start",
@@ -103,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--end", type=dt.datetime.fromisoformat, help="inline schedule end")
 
+
+def _add_jobs_file_commands(sub: Subparsers) -> None:
     p = sub.add_parser(
         "dev",
         help="develop jobs: throwaway database (unless --dsn), jobs file applied on every save",
@@ -130,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("-o", "--output", type=Path, help="file to write (default: standard output)")
 
+
+def _add_operator_commands(sub: Subparsers) -> None:
     p = sub.add_parser("status", help="agents, and jobs with next/last run and result")
     _add_common(p)
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -146,16 +176,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("job", help="job id or name")
     p.add_argument("--limit", type=_positive_int, default=10, help="runs to show (default 10)")
     p.add_argument("--json", action="store_true", help="print JSON")
-
-    p = sub.add_parser(
-        "serve",
-        help="run the agent (production)",
-        description="Run the agent until SIGTERM/SIGINT; SIGHUP reloads the config file. Every "
-        "option can also be set in the environment (NOTIFYAGENT_<OPTION>) or in the TOML "
-        "config file; the command line wins over the environment, which wins over the file.",
-    )
-    add_agent_options(p)
-    return parser
 
 
 def add_agent_options(p: argparse.ArgumentParser) -> None:
@@ -208,112 +228,85 @@ def _run(coro: Coroutine[Any, Any, int]) -> int:
         return err.exit_code
 
 
-async def _check(args: argparse.Namespace) -> int:
-    from notifyagent.check import run_check
+# One function per command: the command's module is imported only when it runs (``check``
+# need not load the agent), and each call says which arguments the command takes.
 
-    report = await run_check(conninfo.resolve_dsn(args.dsn))
-    print(report.render())
-    return 0
+
+def _dsn(args: argparse.Namespace) -> str:
+    return conninfo.resolve_dsn(args.dsn)
+
+
+async def _check(args: argparse.Namespace) -> int:
+    from notifyagent.commands.check import check
+
+    return await check(_dsn(args))
 
 
 async def _install(args: argparse.Namespace) -> int:
-    from notifyagent import db, schema
+    from notifyagent.commands.install import install
 
-    async with await db.connect(conninfo.resolve_dsn(args.dsn)) as conn:
-        if not await schema.install(conn, force=args.force):
-            logger.info(
-                "notifyagent triggers are up to date (version {})",
-                schema.NOTIFYAGENT_SCHEMA_VERSION,
-            )
-    return 0
+    return await install(_dsn(args), args.force)
 
 
 async def _uninstall(args: argparse.Namespace) -> int:
-    from notifyagent import db, schema
+    from notifyagent.commands.install import uninstall
 
-    async with await db.connect(conninfo.resolve_dsn(args.dsn)) as conn:
-        await schema.uninstall(conn)
-    return 0
+    return await uninstall(_dsn(args))
 
 
 async def _next(args: argparse.Namespace) -> int:
-    from notifyagent import preview
+    from notifyagent.commands.next import next_times
 
-    fields = {f: getattr(args, f) for f in preview.FIELDS}
-    if args.job is None:
-        tz = ZoneInfo(args.timezone or "UTC")
-        start = args.start.replace(tzinfo=args.start.tzinfo or tz) if args.start else None
-        end = args.end.replace(tzinfo=args.end.tzinfo or tz) if args.end else None
-        schedule = preview.inline_schedule(fields, start, end)
-        runs = preview.merge_runs([schedule], dt.datetime.now(dt.UTC), tz, args.count)
-        print(preview.render(runs, tz))
-        return 0
-    if any(fields.values()) or args.start or args.end:
-        raise ConfigError("give either JOB or an inline schedule (--minutes ...), not both")
-    label, runs, tz = await preview.job_runs(
-        conninfo.resolve_dsn(args.dsn), args.job, args.count, args.timezone
+    fields = {f: getattr(args, f) for f in FIELD_EXAMPLES}
+    return await next_times(
+        _dsn(args), args.job, args.count, args.timezone, fields, args.start, args.end
     )
-    print(label)
-    print(preview.render(runs, tz))
-    return 0
 
 
 async def _apply(args: argparse.Namespace) -> int:
-    from notifyagent.jobsfile import apply_file
+    from notifyagent.commands.apply import apply
 
-    dsn = conninfo.resolve_dsn(args.dsn)
-    sys.stdout.write(await apply_file(dsn, args.jobs_file, prune=args.prune, dry_run=args.dry_run))
-    return 0
+    return await apply(_dsn(args), args.jobs_file, args.prune, args.dry_run)
 
 
 async def _export(args: argparse.Namespace) -> int:
-    from notifyagent.jobsfile import export_jobs
+    from notifyagent.commands.apply import export
 
-    text = await export_jobs(conninfo.resolve_dsn(args.dsn))
-    if args.output is None:
-        sys.stdout.write(text)
-    else:
-        args.output.write_text(text)
-        logger.info("wrote {}", args.output)
-    return 0
+    return await export(_dsn(args), args.output)
 
 
 async def _status(args: argparse.Namespace) -> int:
-    from notifyagent import ops
+    from notifyagent.commands.status import status
 
-    print(await ops.status(conninfo.resolve_dsn(args.dsn), args.json))
-    return 0
+    return await status(_dsn(args), args.json)
 
 
 async def _run_job(args: argparse.Namespace) -> int:
-    from notifyagent import ops
+    from notifyagent.commands.run import run
 
-    dsn = conninfo.resolve_dsn(args.dsn)
-    print(await ops.run(dsn, args.job, args.wait, args.timeout, args.json))
-    return 0
+    return await run(_dsn(args), args.job, args.wait, args.timeout, args.json)
 
 
 async def _history(args: argparse.Namespace) -> int:
-    from notifyagent import ops
+    from notifyagent.commands.history import history
 
-    print(await ops.history(conninfo.resolve_dsn(args.dsn), args.job, args.limit, args.json))
-    return 0
+    return await history(_dsn(args), args.job, args.limit, args.json)
 
 
 async def _dev(args: argparse.Namespace) -> int:
-    from notifyagent.dev import run_dev
+    from notifyagent.commands.dev import dev
 
     settings, reload = agent_settings(args)
     log.setup(settings.log_level, settings.log_format)
-    return await run_dev(settings, reload, args.jobs_file, config.config_path(args.config))
+    return await dev(settings, reload, args.jobs_file, config.config_path(args.config))
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    from notifyagent.agent import Agent
+    from notifyagent.commands.serve import serve
 
     settings, reload = agent_settings(args)
     log.setup(settings.log_level, settings.log_format)
-    return await Agent(settings, reload=reload).serve()
+    return await serve(settings, reload)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {

@@ -1,16 +1,19 @@
 """Connection strings: where the DSN comes from, what we add to it, and how it is shown.
 
 Passwords never leave this module in clear text: every password we see is registered as a
-secret and :func:`scrub` removes it from any text before it is logged or stored.
+secret (:mod:`notifyagent.core.secrets`), and :func:`scrub` removes it from any text before
+it is logged or stored.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import threading
 
 from psycopg import conninfo as pgconninfo
+
+from notifyagent.core.secrets import MASK, add_secret
+from notifyagent.core.secrets import scrub as scrub  # re-exported: callers use conninfo.scrub
 
 #: TCP keepalives (and a connect timeout) for the agent's own connections, unless the DSN
 #: says otherwise. Without them a half-open link is noticed only after the kernel default of
@@ -24,10 +27,6 @@ KEEPALIVES: dict[str, str] = {
     "connect_timeout": "10",
 }
 
-_secrets: set[str] = set()
-_secrets_lock = threading.Lock()
-_MASK = "********"
-
 
 def resolve_dsn(cli_value: str | None) -> str:
     """``--dsn``, else ``NOTIFYAGENT_DSN``, else "" (libpq then reads the ``PG*`` variables)."""
@@ -39,12 +38,6 @@ def resolve_dsn(cli_value: str | None) -> str:
 def parse(dsn: str) -> dict[str, str]:
     """Parse a ``key=value`` string or a ``postgresql://`` URL (raises ``ProgrammingError``)."""
     return {k: str(v) for k, v in pgconninfo.conninfo_to_dict(dsn).items()}
-
-
-def add_secret(secret: str) -> None:
-    if secret:
-        with _secrets_lock:
-            _secrets.add(secret)
 
 
 def register_secrets(dsn: str) -> None:
@@ -65,17 +58,6 @@ def register_secrets(dsn: str) -> None:
         add_secret(pw)
 
 
-def scrub(text: str) -> str:
-    """Replace every known password in ``text``; also mask ``password=...`` and URL passwords."""
-    with _secrets_lock:
-        secrets = sorted(_secrets, key=len, reverse=True)
-    for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, _MASK)
-    text = re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s']+)", rf"\1{_MASK}", text)
-    return re.sub(r"(://[^:/@\s]*:)([^@\s]*)(@)", rf"\1{_MASK}\3", text)
-
-
 def display(dsn: str) -> str:
     """A readable form of ``dsn`` without its password, for logs and reports."""
     try:
@@ -83,7 +65,7 @@ def display(dsn: str) -> str:
     except Exception:
         return scrub(dsn)
     if "password" in params:
-        params["password"] = _MASK
+        params["password"] = MASK
     if not params:
         return "(libpq defaults / PG* environment)"
     return pgconninfo.make_conninfo("", **params)

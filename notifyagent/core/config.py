@@ -19,10 +19,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from notifyagent.core.observability import LEVELS, parse_address
 from notifyagent.errors import ConfigError
-
-#: loguru's levels, in order
-LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
 
 
 @dataclass(frozen=True)
@@ -128,17 +126,6 @@ def _log_format(value: Any) -> str:
     if value not in ("human", "json"):
         raise ValueError("human or json")
     return str(value)
-
-
-def parse_address(text: str) -> tuple[str, int]:
-    """``PORT`` (loopback), ``HOST:PORT`` or ``[IPv6]:PORT``."""
-    host, sep, port = text.rpartition(":")
-    if not sep:
-        host, port = "127.0.0.1", text
-    host = host.strip("[]") or "127.0.0.1"
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError("PORT or HOST:PORT with a port from 1 to 65535")
-    return host, int(port)
 
 
 def _address(value: Any) -> str | None:

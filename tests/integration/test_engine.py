@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 
-from notifyagent import preview
+from notifyagent.commands import next as next_command
 from tests.agent import AgentProcess, joblogs, make_job, run_now, sql_step, tick_job, wait_finished
 from tests.cli import run_cli
 from tests.compat.pgadmin import PgAdminSession, files, parse, sql_dir
@@ -20,7 +20,7 @@ Factory = Callable[..., AgentProcess]
 
 def engine_next(db: Database, job: int | str, timezone: str | None = None) -> dt.datetime | None:
     """What the engine says, computed in this process from the job's rows."""
-    _, runs, _ = asyncio.run(preview.job_runs(db.dsn, str(job), 1, timezone))
+    _, runs, _ = asyncio.run(next_command.job_runs(db.dsn, str(job), 1, timezone))
     return runs[0] if runs else None
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from notifyagent import jobsfile, schema
+from notifyagent.commands.dev import EXAMPLE_JOBS as EXAMPLE
 from notifyagent.db import connect
-from notifyagent.dev import EXAMPLE_JOBS as EXAMPLE
 from notifyagent.errors import ConfigError
 from tests.cli import run_cli
 from tests.pg import Database, Server, new_database

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from notifyagent.cluster import Cluster, free_port
-from notifyagent.metrics import HealthServer, Metrics
+from notifyagent.obs.metrics import HealthServer, Metrics
 from tests.agent import AgentProcess, batch_step, make_job, run_now, sql_step, wait_finished
 from tests.cli import run_cli
 from tests.pg import Database, wait_for

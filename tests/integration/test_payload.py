@@ -21,9 +21,9 @@ import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from notifyagent import preview
 from notifyagent.agent import payload_items
 from notifyagent.cluster import free_port
+from notifyagent.commands import next as next_command
 from notifyagent.core.timetable import EPOCH, Stored
 from notifyagent.schema import NOTIFYAGENT_SCHEMA_VERSION
 from tests.agent import AgentProcess, joblogs, make_job, sql_step, tick_job, wait_finished
@@ -42,7 +42,7 @@ HOURS_AHEAD = (
 
 def engine_next(db: Database, jobid: int) -> dt.datetime | None:
     """The engine's next run of a job, computed in this process from its rows."""
-    _, runs, _ = asyncio.run(preview.job_runs(db.dsn, str(jobid), 1, None))
+    _, runs, _ = asyncio.run(next_command.job_runs(db.dsn, str(jobid), 1, None))
     return runs[0] if runs else None
 
 

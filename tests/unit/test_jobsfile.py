@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from notifyagent import jobsfile
+from notifyagent.commands.dev import EXAMPLE_JOBS as EXAMPLE
 from notifyagent.core.fields import FIELDS, parse_field
 from notifyagent.core.policy import DEFAULT, Catchup, Overlap, Policy
-from notifyagent.dev import EXAMPLE_JOBS as EXAMPLE
 from notifyagent.errors import ConfigError
 from notifyagent.jobsfile import ExceptionSpec, JobSpec, ScheduleSpec, StepSpec
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from notifyagent.core import config
-from notifyagent.metrics import Metrics
+from notifyagent.obs.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "scripts" / "notifyagent.service"

@@ -178,6 +178,15 @@ def _first_run_careful(
                 return to_instant(found, offset)
             lower = change
             wall = pass_end if spec.fixed_hours else to_wall(change, later_offset)
+    return _search_across_changes(spec, lower, wall, tz)
+
+
+def _search_across_changes(
+    spec: Spec, lower: datetime.datetime, wall: datetime.datetime, tz: ZoneInfo
+) -> datetime.datetime | None:
+    """The first matching wall time from ``wall`` on, as an instant at or after ``lower``: a
+    repeated wall time runs once (fixed hours) or in both passes (wildcard hours); a skipped
+    one runs at the change (fixed hours) or not at all (wildcard hours)."""
     while True:
         found = next_wall(spec, *wall_fields(wall))
         if found is None:

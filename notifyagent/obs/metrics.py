@@ -78,6 +78,18 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+def _loop_responds(loop: asyncio.AbstractEventLoop, timeout: float = 2.0) -> bool:
+    """Whether ``loop`` runs a trivial coroutine within ``timeout`` (called from another thread)."""
+
+    async def pong() -> bool:
+        return True
+
+    try:
+        return asyncio.run_coroutine_threadsafe(pong(), loop).result(timeout)
+    except (concurrent.futures.TimeoutError, RuntimeError):
+        return False
+
+
 class HealthServer:
     """``/metrics``, ``/healthz`` and ``/readyz`` on ``address``, served from a thread."""
 
@@ -88,16 +100,13 @@ class HealthServer:
         loop: asyncio.AbstractEventLoop,
         ready: Callable[[], tuple[bool, str]],
     ) -> None:
-        self.metrics = metrics
-        server = self
-
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
                     self._send(200, metrics.exposition(), CONTENT_TYPE_LATEST)
                 elif path == "/healthz":
-                    ok = server.loop_responds(loop)
+                    ok = _loop_responds(loop)
                     self._send(200 if ok else 503, b"ok\n" if ok else b"event loop stuck\n")
                 elif path == "/readyz":
                     ok, why = ready()
@@ -125,16 +134,6 @@ class HealthServer:
     def address(self) -> tuple[str, int]:
         host, port = self.httpd.server_address[:2]
         return str(host), int(port)
-
-    @staticmethod
-    def loop_responds(loop: asyncio.AbstractEventLoop, timeout: float = 2.0) -> bool:
-        async def pong() -> bool:
-            return True
-
-        try:
-            return asyncio.run_coroutine_threadsafe(pong(), loop).result(timeout)
-        except (concurrent.futures.TimeoutError, RuntimeError):
-            return False
 
     def start(self) -> None:
         self.thread.start()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from loguru import logger
 
-from notifyagent.conninfo import scrub
-from notifyagent.core.config import LEVELS
+from notifyagent.core.observability import LEVELS
+from notifyagent.core.secrets import scrub
 
 if TYPE_CHECKING:
     from loguru import Record
@@ -45,7 +45,7 @@ class _InterceptHandler(logging.Handler):
         logger.opt(depth=6, exception=record.exc_info).log(level, record.getMessage())
 
 
-def setup(level: str = "INFO", fmt: str = "human", sink: Any = None) -> None:
+def setup(level: str = "INFO", fmt: str = "human") -> None:
     """(Re)configure the single log sink; safe to call again on a config reload."""
     global _handler_id
     level = level.upper()
@@ -56,11 +56,10 @@ def setup(level: str = "INFO", fmt: str = "human", sink: Any = None) -> None:
         logger.remove(_handler_id)
     else:
         logger.remove()
-    target = sys.stderr if sink is None else sink
     if fmt == "json":
-        _handler_id = logger.add(target, level=level, serialize=True, backtrace=False)
+        _handler_id = logger.add(sys.stderr, level=level, serialize=True, backtrace=False)
     else:
         _handler_id = logger.add(
-            target, level=level, format=HUMAN_FORMAT, backtrace=False, diagnose=False
+            sys.stderr, level=level, format=HUMAN_FORMAT, backtrace=False, diagnose=False
         )
     logging.basicConfig(handlers=[_InterceptHandler()], level=logging.WARNING, force=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -25,7 +26,7 @@ from notifyagent.core.config import Settings
 from notifyagent.errors import NotifyAgentError
 from notifyagent.jobsfile import apply_file
 
-EXAMPLE_JOBS = Path(__file__).with_name("examples") / "jobs.toml"
+EXAMPLE_JOBS = Path(__file__).parents[1] / "examples" / "jobs.toml"
 
 
 async def _apply(dsn: str, jobs: Path, prune: bool) -> None:
@@ -60,7 +61,7 @@ async def _watch(
             on_config()
 
 
-async def run_dev(
+async def dev(
     settings: Settings,
     reload: Callable[[], Settings],
     jobs: Path | None,
@@ -70,54 +71,68 @@ async def run_dev(
     if not jobs.exists():
         raise NotifyAgentError(f"{jobs}: jobs file not found")
     with contextlib.ExitStack() as stack:
-        prune = False
-        if not settings.dsn:
-            logger.info("starting a throwaway PostgreSQL cluster with the pgagent extension")
-            cluster = stack.enter_context(Cluster())
-            dsn = cluster.dsn()
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                conn.execute("CREATE EXTENSION pgagent")
-            settings = Settings(**{**settings.__dict__, "dsn": dsn})
-            prune = True  # the throwaway database holds exactly the file's jobs
-            logger.info("embedded PostgreSQL ready: dsn {}", dsn)
+        throwaway = not settings.dsn
+        if throwaway:
+            settings, reload = _throwaway_database(stack, settings, reload)
+        # the throwaway database holds exactly the file's jobs: jobs taken out of it go
+        return await _serve_and_watch(settings, reload, jobs, config_file, prune=throwaway)
 
-            read_settings = reload
 
-            def reload_keep_dsn() -> Settings:
-                fresh = read_settings()
-                return Settings(**{**fresh.__dict__, "dsn": dsn})
+def _throwaway_database(
+    stack: contextlib.ExitStack, settings: Settings, reload: Callable[[], Settings]
+) -> tuple[Settings, Callable[[], Settings]]:
+    """Settings and reload for a fresh cluster that ``stack`` removes; reloads keep its DSN."""
+    logger.info("starting a throwaway PostgreSQL cluster with the pgagent extension")
+    cluster = stack.enter_context(Cluster())
+    dsn = cluster.dsn()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION pgagent")
+    logger.info("embedded PostgreSQL ready: dsn {}", dsn)
 
-            reload = reload_keep_dsn
-        dsn = settings.dsn
-        agent = Agent(settings, reload=reload)
-        server = asyncio.create_task(agent.serve())
-        ready = asyncio.ensure_future(agent.ready.wait())
-        await asyncio.wait([ready, server], return_when=asyncio.FIRST_COMPLETED)
-        if server.done():
-            return await server
-        await _apply(dsn, jobs, prune)
-        logger.info(
-            "dev mode: serving the jobs of {}; edit and save it to apply, Ctrl-C to stop "
-            "(database {})",
+    def reload_keep_dsn() -> Settings:
+        return dataclasses.replace(reload(), dsn=dsn)
+
+    return dataclasses.replace(settings, dsn=dsn), reload_keep_dsn
+
+
+async def _serve_and_watch(
+    settings: Settings,
+    reload: Callable[[], Settings],
+    jobs: Path,
+    config_file: Path | None,
+    *,
+    prune: bool,
+) -> int:
+    dsn = settings.dsn
+    agent = Agent(settings, reload=reload)
+    server = asyncio.create_task(agent.serve())
+    ready = asyncio.ensure_future(agent.ready.wait())
+    await asyncio.wait([ready, server], return_when=asyncio.FIRST_COMPLETED)
+    if server.done():
+        ready.cancel()
+        return await server
+    await _apply(dsn, jobs, prune)
+    logger.info(
+        "dev mode: serving the jobs of {}; edit and save it to apply, Ctrl-C to stop (database {})",
+        jobs,
+        conninfo.display(dsn),
+    )
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(
+        _watch(
             jobs,
-            conninfo.display(dsn),
+            config_file,
+            lambda: _apply(dsn, jobs, prune),
+            lambda: agent.request_reload("config file changed"),
+            stop,
         )
-        stop = asyncio.Event()
-        watcher = asyncio.create_task(
-            _watch(
-                jobs,
-                config_file,
-                lambda: _apply(dsn, jobs, prune),
-                lambda: agent.request_reload("config file changed"),
-                stop,
-            )
-        )
-        try:
-            return await server
-        finally:
-            stop.set()
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-            if prune:
-                logger.info("removing the throwaway cluster")
+    )
+    try:
+        return await server
+    finally:
+        stop.set()
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        if prune:
+            logger.info("removing the throwaway cluster")

@@ -8,20 +8,47 @@ An omitted field means "any", as an all-false array does in pgAgent.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from notifyagent import db
-from notifyagent.core.fields import FIELDS as FIELDS  # the CLI's schedule options
-from notifyagent.core.fields import parse_field
+from notifyagent.commands.common import fetch, find_job
+from notifyagent.core.fields import FIELDS, parse_field
 from notifyagent.core.schedule import Schedule, next_runs, schedule_from_arrays
-from notifyagent.ops import find_job
-from notifyagent.sqlfiles import query
+from notifyagent.errors import ConfigError
 from notifyagent.store import Store
 
 
+async def next_times(
+    dsn: str,
+    job: str | None,
+    count: int,
+    tz_name: str | None,
+    fields: Mapping[str, str | None],
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+) -> int:
+    """Print the next ``count`` runs of ``job``, or without a job of the inline schedule
+    (``fields``, ``start``, ``end``; times without a zone are in ``tz_name``, default UTC)."""
+    if job is None:
+        tz = ZoneInfo(tz_name or "UTC")
+        schedule = inline_schedule(fields, _in_zone(start, tz), _in_zone(end, tz))
+        print(render(merge_runs([schedule], dt.datetime.now(dt.UTC), tz, count), tz))
+        return 0
+    if any(fields.values()) or start or end:
+        raise ConfigError("give either JOB or an inline schedule (--minutes ...), not both")
+    label, runs, tz = await job_runs(dsn, job, count, tz_name)
+    print(label)
+    print(render(runs, tz))
+    return 0
+
+
+def _in_zone(moment: dt.datetime | None, tz: ZoneInfo) -> dt.datetime | None:
+    return moment.replace(tzinfo=moment.tzinfo or tz) if moment else None
+
+
 def inline_schedule(
-    fields: dict[str, str | None], start: dt.datetime | None, end: dt.datetime | None
+    fields: Mapping[str, str | None], start: dt.datetime | None, end: dt.datetime | None
 ) -> Schedule:
     arrays = {name: parse_field(name, fields.get(name)) for name in FIELDS}
     return schedule_from_arrays(
@@ -61,14 +88,11 @@ async def job_runs(
     dsn: str, job: str, count: int, tz_name: str | None
 ) -> tuple[str, list[dt.datetime], ZoneInfo]:
     """(job label, next runs, zone) of a job given by id or name, read from the database."""
-    conn = await db.connect(dsn, app="notifyagent next")
-    async with conn:
+    async with await db.connect(dsn, app="notifyagent next") as conn:
         jobid, name = await find_job(conn, job)
         if tz_name is None:
-            cur = await conn.execute(query("timezone"))
-            tz_row = await cur.fetchone()
-            assert tz_row is not None
-            tz_name = str(tz_row["tz"])
+            (row,) = await fetch(conn, "timezone")
+            tz_name = str(row["tz"])
     store = Store(dsn, max_size=1)
     await store.open()
     try:

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from notifyagent import conninfo, db
+from notifyagent.commands.common import fetch
 from notifyagent.schema import NOTIFYAGENT_SCHEMA_VERSION, Probe, verify_pgagent
-from notifyagent.sqlfiles import query
 
 
-@dataclass
+@dataclass(frozen=True)
 class Report:
     dsn: str
     probe: Probe
-    agents: list[dict[str, Any]] = field(default_factory=list)
-    jobs: int = 0
-    enabled_jobs: int = 0
+    agents: list[dict[str, Any]]
+    jobs: int
+    enabled_jobs: int
 
     def render(self) -> str:
         p = self.probe
@@ -41,17 +41,11 @@ class Report:
         return "\n".join(lines)
 
 
-async def run_check(dsn: str) -> Report:
-    conn = await db.connect(dsn, app="notifyagent check")
-    async with conn:
+async def check(dsn: str) -> int:
+    async with await db.connect(dsn, app="notifyagent check") as conn:
         probe = await verify_pgagent(conn)
-        agents = await (await conn.execute(query("report_agents"))).fetchall()
-        counts = await (await conn.execute(query("report_jobs"))).fetchone()
-        assert counts is not None
-        return Report(
-            dsn=dsn,
-            probe=probe,
-            agents=[dict(a) for a in agents],
-            jobs=int(counts["jobs"]),
-            enabled_jobs=int(counts["enabled"]),
-        )
+        agents = await fetch(conn, "report_agents")
+        (counts,) = await fetch(conn, "report_jobs")
+    report = Report(dsn, probe, agents, int(counts["jobs"]), int(counts["enabled"]))
+    print(report.render())
+    return 0

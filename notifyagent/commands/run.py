@@ -1,0 +1,73 @@
+"""``notifyagent run JOB [--wait]``: Run now, as pgAdmin does it, and optionally follow the run."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from typing import Any
+
+from notifyagent import db
+from notifyagent.commands.common import as_json, fetch, find_job
+from notifyagent.commands.history import render_runs
+from notifyagent.core.status import Status, label
+from notifyagent.errors import ConfigError, NotifyAgentError
+
+
+class RunFailed(NotifyAgentError):
+    """``run --wait``: the run ended, but not with success."""
+
+    exit_code = 1
+
+
+async def run(
+    dsn: str, job: str, wait: bool, give_up_after: float | None, json_output: bool
+) -> int:
+    async with await db.connect(dsn, app="notifyagent run") as conn:
+        jobid, name = await find_job(conn, job)
+        what = f"job {jobid} ({name})"
+        (row,) = await fetch(conn, "run_now", jobid=jobid)
+        if not row["jobenabled"]:
+            raise ConfigError(f"{what} is disabled: Run now does nothing (enable it first)")
+        agents = await fetch(conn, "status_agents")
+        if not any(a["alive"] for a in agents):
+            _progress("warning: no live agent is registered; the job runs when one starts")
+        if not wait:
+            print(f"{what}: next run set to now")
+            return 0
+        ended = await _follow(conn, jobid, what, row["last_jlgid"], give_up_after)
+        steps = await fetch(conn, "run_steps", runs=[ended["jlgid"]])
+    if json_output:
+        print(as_json({"job": {"id": jobid, "name": name}, "run": {**ended, "steps": steps}}))
+    else:
+        print(f"{what}\n{render_runs([ended], steps)}")
+    if ended["jlgstatus"] != Status.SUCCESS:
+        raise RunFailed(f"{what} ended {label(ended['jlgstatus'])}")
+    return 0
+
+
+async def _follow(
+    conn: db.AsyncConn, jobid: int, what: str, after: int, give_up_after: float | None
+) -> dict[str, Any]:
+    """Wait for the first run after log row ``after`` to end, with a note every 5 s."""
+    started = last_note = time.monotonic()
+    seen_running = False
+    while True:
+        runs = await fetch(conn, "runs", jobid=jobid, after=after, limit=1)
+        if runs and runs[0]["jlgstatus"] != Status.RUNNING:
+            return runs[0]
+        now = time.monotonic()
+        if runs and not seen_running:
+            seen_running = True
+            _progress(f"{what} is running (run {runs[0]['jlgid']})")
+        if now - last_note >= 5:
+            last_note = now
+            doing = "running" if runs else "waiting for an agent to start it"
+            _progress(f"... {doing} ({now - started:.0f}s)")
+        if give_up_after is not None and now - started > give_up_after:
+            raise RunFailed(f"{what}: no result after {give_up_after:g}s")
+        await asyncio.sleep(0.1)
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
