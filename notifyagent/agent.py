@@ -20,9 +20,9 @@ import contextlib
 import itertools
 import signal
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -31,6 +31,19 @@ from loguru import logger
 
 from notifyagent import config, conninfo, db, log, schema
 from notifyagent.config import Settings
+from notifyagent.core import events
+from notifyagent.core.decisions import (
+    AfterRun,
+    Known,
+    QueuePlan,
+    Reason,
+    after_run,
+    locked_retry_delay,
+    plan_queue,
+    plan_refresh,
+)
+from notifyagent.core.events import CHANNEL, Changes
+from notifyagent.core.model import ClaimedJob, JobState, RunStatus, StepKind
 from notifyagent.errors import (
     ConfigError,
     ConnectError,
@@ -44,13 +57,9 @@ from notifyagent.policy import DEFAULT, Policy
 from notifyagent.queue import DueQueue
 from notifyagent.sqlfiles import query
 from notifyagent.steps import StepRunner
-from notifyagent.store import ClaimedJob, JobState, Store
-from notifyagent.timetable import Origin, Row, Stored, Timetable, parse_stored
+from notifyagent.store import Store
+from notifyagent.timetable import Origin, Stored, Timetable
 
-CHANNEL = "notifyagent"
-ORIGINS = {o.value: o for o in (Origin.EXPLICIT, Origin.RECOMPUTED, Origin.SCHEDULES)}
-ORIGINS["exception"] = Origin.SCHEDULES
-POLICY = "policy"
 #: How long a statement of the liveness check may go unanswered before the database is taken
 #: to be unreachable and the LISTEN connection is replaced (result ``timeout``).
 LIVENESS_TIMEOUT = 10.0
@@ -60,8 +69,6 @@ LIVENESS_TIMEOUT = 10.0
 PING_TIMEOUT = 10.0
 #: Longest wait between attempts to reach an unreachable server (seconds).
 RECONNECT_BACKOFF_MAX = 1.0
-#: First retry delay for a due job whose row another session holds locked.
-LOCKED_RETRY = 0.05
 
 T = TypeVar("T")
 
@@ -77,18 +84,6 @@ class _Departure:
     login: datetime | None
     tasks: list[asyncio.Task[None]]
     other_database: asyncio.Future[bool]
-
-
-def payload_items(rest: str) -> list[tuple[int, Stored | None]]:
-    """The ``<id>`` or ``<id>=<value>`` items of a job notification, with the value the
-    notifying transaction left (None when the payload does not say). Raises ValueError."""
-    items = []
-    for item in rest.split(","):
-        if not item:
-            continue
-        job_id, sep, value = item.partition("=")
-        items.append((int(job_id), parse_stored(value) if sep else None))
-    return items
 
 
 def schema_gone(err: BaseException) -> bool:
@@ -124,17 +119,13 @@ class Agent:
         self._connected = asyncio.Event()
         self._stop = asyncio.Event()
         self._abort = asyncio.Event()
-        self._dirty: dict[int, Origin] = {}
-        #: the jobnextrun the last notification of a dirty job says its transaction left
-        self._notified: dict[int, Stored] = {}
+        #: what notifications said changed since the last refresh
+        self._changes = Changes()
         #: the jobnextrun this agent last wrote itself (release, correction), per job
         self._written: dict[int, Stored] = {}
-        self._dirty_policies: set[int] = set()
-        self._schedules_changed: set[int] = set()
         self.policies: dict[int, Policy] = {}
         #: failed attempts of jobs whose policy retries them
         self._attempts: dict[int, int] = {}
-        self._resync = True
         self.timetable: Timetable | None = None
         #: server clock minus local clock (seconds), measured with every job_states query
         self._clock_offset = 0.0
@@ -447,7 +438,7 @@ class Agent:
         if old is not None:
             self.metrics.reconnects.inc()
         self.agent_id = new
-        self._resync = True
+        self._changes.resync = True
         self._connected.set()
         self.metrics.connected.set(1)
         self._wake.set()
@@ -507,57 +498,31 @@ class Agent:
         return int(row["jagpid"]), row["jaglogintime"]
 
     def _on_notify(self, payload: str, sender: int) -> None:
-        kind, _, rest = payload.partition(":")
-        origin = ORIGINS.get(kind)
-        self.metrics.notifications.labels(
-            kind if origin or kind in ("ping", "resync") else "other"
-        ).inc()
-        if origin is not None:
-            try:
-                items = payload_items(rest)
-            except ValueError:
-                items = []
-            if origin is Origin.EXPLICIT and sender in self.store.pids:
+        self.metrics.notifications.labels(events.label(payload)).inc()
+        event = events.parse(payload)
+        match event:
+            case events.JobsChanged(origin) if (
+                origin is Origin.EXPLICIT and sender in self.store.pids
+            ):
                 # our own write (a release, a correction): the queue already knows; taking it
                 # for a client's explicit value would stop the next correction of these jobs
                 return
-            if items:
-                # notifications arrive in commit order, so the last one says who wrote the
-                # stored next run last: a client (honour it) or a recompute (check it), and
-                # which value that was
-                for job_id, value in items:
-                    self._dirty[job_id] = origin
-                    if value is None:
-                        self._notified.pop(job_id, None)
-                    else:
-                        self._notified[job_id] = value
-                if origin is Origin.SCHEDULES:
-                    self._schedules_changed.update(job_id for job_id, _ in items)
-                self._wake.set()
+            case events.Ping(ping):
+                if ping == self._ping_expected:
+                    self._ping_back.set()
                 return
-        elif kind == POLICY:
-            try:
-                self._dirty_policies.update(int(x) for x in rest.split(",") if x)
-            except ValueError:
-                pass
-            else:
-                self._wake.set()
+            case events.Malformed():
+                logger.warning(
+                    "ignored a malformed notification on channel {!r} from backend {}: {!r}",
+                    CHANNEL,
+                    sender,
+                    payload[:200],
+                )
                 return
-        elif payload == "resync":
-            logger.debug("resync requested by a notification")
-            self._resync = True
-            self._wake.set()
-            return
-        elif kind == "ping":
-            if payload == self._ping_expected:
-                self._ping_back.set()
-            return
-        logger.warning(
-            "ignored a malformed notification on channel {!r} from backend {}: {!r}",
-            CHANNEL,
-            sender,
-            payload[:200],
-        )
+            case events.Resync():
+                logger.debug("resync requested by a notification")
+        self._changes.record(event)
+        self._wake.set()
 
     # -- scheduler ----------------------------------------------------------------------
 
@@ -574,7 +539,7 @@ class Agent:
                 while await self._dispatch():
                     pass
             except (psycopg.Error, OSError) as err:
-                self._resync = True
+                self._changes.resync = True
                 if schema_gone(err):
                     await self._schema_lost(err)
                     continue
@@ -595,7 +560,7 @@ class Agent:
         if not self._connected.is_set():
             return
         self._connected.clear()
-        self._resync = True
+        self._changes.resync = True
         logger.error(
             "the pgagent schema is gone ({}): waiting for CREATE EXTENSION pgagent",
             str(err).splitlines()[0],
@@ -613,13 +578,8 @@ class Agent:
     async def _refresh(self) -> None:
         """Bring the queue up to date: everything after a (re)connect, else the dirty jobs."""
         assert self.timetable is not None
-        if self._resync:
-            self._resync = False
-            self._dirty.clear()
-            self._notified.clear()
-            self._schedules_changed.clear()
+        if self._changes.take_resync():
             started = time.monotonic()
-            self._dirty_policies.clear()
             self.policies = await self.store.policies(None)
             self.timetable.replace(await self.store.schedules(None), None)
             states = await self.store.job_states(None)
@@ -635,17 +595,15 @@ class Agent:
                 )
             else:
                 logger.info("resynced: {} scheduled job(s)", len(self.queue))
-        if self._dirty_policies:
-            ids, self._dirty_policies = sorted(self._dirty_policies), set()
+        if self._changes.policies:
+            ids = self._changes.take_policies()
             found = await self.store.policies(ids)
             for job_id in ids:
                 self.policies.pop(job_id, None)
             self.policies.update(found)
             logger.debug("policies reloaded for job(s) {}", ids)
-        if self._dirty:
-            dirty, self._dirty = self._dirty, {}
-            notified, self._notified = self._notified, {}
-            changed, self._schedules_changed = sorted(self._schedules_changed), set()
+        if self._changes.jobs:
+            dirty, notified, changed = self._changes.take_jobs()
             if changed:
                 self.timetable.replace(await self.store.schedules(changed), changed)
             states = await self.store.job_states(sorted(dirty))
@@ -655,117 +613,80 @@ class Agent:
         """The database server's clock, estimated from the last reading."""
         return datetime.fromtimestamp(time.time() + self._clock_offset, UTC)
 
+    def _known(self) -> Known:
+        assert self.timetable is not None
+        return Known(
+            self.timetable,
+            self.server_now(),
+            self.settings.station,
+            {j: c.due for j, c in self._claimed.items()},
+            self.policies,
+            self._written,
+        )
+
     async def _apply_states(
         self,
         states: Sequence[JobState],
-        origins: Mapping[int, Origin],
+        origins: dict[int, Origin],
         *,
         full: bool,
-        notified: Mapping[int, Stored] | None = None,
+        notified: dict[int, Stored] | None = None,
     ) -> None:
-        """Correct next runs where the engine says so, then (re)queue the runnable jobs.
-
-        ``notified``: per job, the next run the handled notification says its transaction
-        left; a row read with another value was written since (see notifyagent.timetable).
-        """
-        assert self.timetable is not None
-        if states and states[0].server_now is not None:
+        """Correct next runs where the engine says so, then (re)queue the runnable jobs."""
+        if states:
             self._clock_offset = states[0].server_now.timestamp() - time.time()
-        now = self.server_now()
-        corrections = []
-        for s in states:
-            origin = origins.get(s.job_id, Origin.EXPLICIT)
-            claimed = self._claimed.get(s.job_id)
-            if (
-                claimed is not None
-                and origin is Origin.EXPLICIT
-                and s.next_run is not None
-                and s.next_run != claimed.due
-                and s.next_run <= now
-            ):
-                logger.info(
-                    "job {} ({}): Run now while it runs: it runs again when this run ends",
-                    claimed.job_id,
-                    claimed.name,
-                )
-                self._rerun[s.job_id] = s.next_run
-            row = Row(s.job_id, s.enabled, s.agent_id is not None, s.next_run, s.never)
-            catchup_skip = self.policies.get(s.job_id, DEFAULT).catchup == "skip"
-            seen = notified.get(s.job_id) if notified else None
-            if seen is not None and self._written.get(s.job_id) == row.stored:
-                # the later write is our own (a release with what the engine said before this
-                # change reached us): check it against the engine like any computed value
-                seen = None
-            wanted, value = self.timetable.correction(row, origin, now, catchup_skip, seen)
-            if wanted and not full and self._dirty.get(s.job_id) is Origin.EXPLICIT:
-                # a client wrote the row after the notification we are handling (a Run now
-                # right after a schedule change): what we read is theirs; the next round
-                # handles it as explicit (needed when the payload names no value: triggers
-                # of an older install)
-                wanted = False
-            if wanted and s.job_id not in self.running:
-                corrections.append((s.job_id, s.next_run, value))
-            if origin is not Origin.EXPLICIT and s.enabled and value is None:
-                self._warn_if_never(s, now)
-        corrected: dict[int, datetime | None] = {}
-        if corrections:
-            done = await self.store.correct_next_runs(corrections)
-            corrected = {j: v for j, _, v in corrections if j in done}
-            self._written.update((j, Stored(v)) for j, v in corrected.items())
-            logger.debug("corrected the next run of {} job(s)", len(corrected))
-        loop_now = asyncio.get_running_loop().time()
-        entries: dict[int, float] = {}
-        for s in states:
-            if s.job_id in self.running:
-                continue
-            next_run = corrected.get(s.job_id, s.next_run)
-            if (
-                next_run is not None
-                and s.enabled
-                and s.agent_id is None
-                and s.host_agent in ("", self.settings.station)
-            ):
-                entries[s.job_id] = loop_now + max(0.0, (next_run - now).total_seconds())
-        if full:
-            self.queue.replace_all(entries.items())
-            return
-        next_runs = {s.job_id: s.next_run for s in states}
-        next_runs.update(corrected)
-        for job_id in origins:
-            if job_id in entries:
-                if self.queue.deadline(job_id) != entries[job_id]:
-                    logger.debug(
-                        "queue: job {} due at {} (in {:.3f}s)",
-                        job_id,
-                        next_runs[job_id],
-                        entries[job_id] - loop_now,
-                    )
-                self.queue.set(job_id, entries[job_id])
-            elif job_id in self.queue:
-                self.queue.discard(job_id)
-                self._locked_retries.pop(job_id, None)
-                logger.debug("queue: job {} removed", job_id)
-            if job_id not in next_runs:
-                self.timetable.forget(job_id)
-                self._written.pop(job_id, None)
-
-    def _warn_if_never(self, s: JobState, now: datetime) -> None:
-        """Say why a job with enabled, unexpired schedules has no next run: no date they
-        describe exists (30 February, 31 April)."""
-        assert self.timetable is not None
-        live = [
-            x
-            for x in self.timetable.schedules(s.job_id)
-            if x.enabled and (x.end is None or x.end > now)
-        ]
-        if live and self.timetable.next_run(s.job_id, now) is None:
+        known = self._known()
+        later = frozenset() if full else self._changes.explicit()
+        plan = plan_refresh(states, origins, known, notified=notified, later_explicit=later)
+        for job_id, name, at in plan.reruns:
+            logger.info(
+                "job {} ({}): Run now while it runs: it runs again when this run ends",
+                job_id,
+                name,
+            )
+            self._rerun[job_id] = at
+        for never in plan.never_fires:
             logger.warning(
                 "job {} ({}): schedule(s) {} never fire (they name a date that does not "
                 "exist, e.g. 30 February): the job has no next run",
-                s.job_id,
-                s.name,
-                ", ".join(str(x.id) for x in live),
+                never.job_id,
+                never.name,
+                ", ".join(str(x) for x in never.schedule_ids),
             )
+        corrected: dict[int, datetime | None] = {}
+        if plan.corrections:
+            done = await self.store.correct_next_runs(
+                [(c.job_id, c.seen, c.value) for c in plan.corrections]
+            )
+            corrected = {c.job_id: c.value for c in plan.corrections if c.job_id in done}
+            self._written.update((j, Stored(v)) for j, v in corrected.items())
+            logger.debug("corrected the next run of {} job(s)", len(corrected))
+        self._requeue(plan_queue(states, origins, corrected, self._known()), known.now, full)
+
+    def _requeue(self, plan: QueuePlan, now: datetime, full: bool) -> None:
+        loop_now = asyncio.get_running_loop().time()
+        entries = {j: loop_now + max(0.0, (at - now).total_seconds()) for j, at in plan.due.items()}
+        if full:
+            self.queue.replace_all(entries.items())
+            return
+        for job_id, deadline in entries.items():
+            if self.queue.deadline(job_id) != deadline:
+                logger.debug(
+                    "queue: job {} due at {} (in {:.3f}s)",
+                    job_id,
+                    plan.due[job_id],
+                    deadline - loop_now,
+                )
+            self.queue.set(job_id, deadline)
+        for job_id in plan.remove:
+            if job_id in self.queue:
+                self.queue.discard(job_id)
+                self._locked_retries.pop(job_id, None)
+                logger.debug("queue: job {} removed", job_id)
+        assert self.timetable is not None
+        for job_id in plan.gone:
+            self.timetable.forget(job_id)
+            self._written.pop(job_id, None)
 
     async def _dispatch(self) -> bool:
         """Claim due jobs for the free slots and start them; True if it should run again."""
@@ -791,6 +712,7 @@ class Agent:
         )
         for job in claimed:
             self._locked_retries.pop(job.job_id, None)
+            self._claimed[job.job_id] = job
             self.running[job.job_id] = asyncio.create_task(
                 self._run(job, store, runner), name=f"job-{job.job_id}"
             )
@@ -810,7 +732,7 @@ class Agent:
             if deadline is not None and deadline <= now:
                 n = self._locked_retries.get(job_id, 0)
                 self._locked_retries[job_id] = n + 1
-                delay = min(LOCKED_RETRY * 2**n, 2.0)
+                delay = locked_retry_delay(n)
                 logger.debug("job {} is locked by another session; retry in {:.2f}s", job_id, delay)
                 self.queue.set(job_id, now + delay)
 
@@ -829,16 +751,15 @@ class Agent:
             job.lag * 1000,
             len(job.steps),
         )
-        status = "i"
-        self._claimed[job.job_id] = job
+        status = RunStatus.INTERNAL
         try:
             status = await run_steps(
                 job, store, runner, self._observe_step, self.policy(job.job_id)
             )
         except asyncio.CancelledError:
-            status = "d"
+            status = RunStatus.ABORTED
         except psycopg.OperationalError as err:
-            status = "d"
+            status = RunStatus.ABORTED
             log.warning(
                 "job {} ({}): lost the database during the run ({}); run marked aborted",
                 job.job_id,
@@ -846,7 +767,7 @@ class Agent:
                 " ".join(str(err).split()),
             )
         except psycopg.DatabaseError as err:
-            status = "d"
+            status = RunStatus.ABORTED
             log.warning(
                 "job {} ({}): its log rows cannot be written ({}); run marked aborted",
                 job.job_id,
@@ -866,7 +787,7 @@ class Agent:
                 if self.running.get(job.job_id) is me:
                     del self.running[job.job_id]
                     self._claimed.pop(job.job_id, None)
-                    self._dirty.setdefault(job.job_id, Origin.EXPLICIT)
+                    self._changes.touch(job.job_id)
                 self._wake.set()
         duration = time.monotonic() - started
         self.metrics.runs_finished.labels(job.name, status).inc()
@@ -877,51 +798,56 @@ class Agent:
     def policy(self, job_id: int) -> Policy:
         return self.policies.get(job_id, DEFAULT)
 
-    def _after_run(self, job: ClaimedJob, status: str) -> datetime | None:
-        """The next run this run's outcome asks for, before the schedule's: a Run now made
-        while it ran, a retry of a failure (policy retries), or a run that fell due while it
-        ran (policy overlap queue-one)."""
-        rerun = self._rerun.pop(job.job_id, None)
-        if rerun is not None:
-            return rerun
+    def _after_run(self, job: ClaimedJob, status: RunStatus) -> datetime | None:
+        """The next run this run's outcome asks for, before the schedule's (and say why)."""
+        assert self.timetable is not None
         policy = self.policy(job.job_id)
-        now = self.server_now()
-        if status == "f" and policy.retries > 0:
-            attempt = self._attempts.get(job.job_id, 0) + 1
-            if attempt <= policy.retries:
-                self._attempts[job.job_id] = attempt
-                delay = policy.retry_delay_for(attempt)
-                logger.bind(job_id=job.job_id, job_name=job.name).info(
-                    "job {} ({}) failed: retry {} of {} in {:g}s",
-                    job.job_id,
-                    job.name,
-                    attempt,
-                    policy.retries,
-                    delay,
-                )
-                return now + timedelta(seconds=delay)
+        nxt = after_run(
+            job.job_id,
+            status,
+            policy,
+            rerun=self._rerun.pop(job.job_id, None),
+            attempts=self._attempts.get(job.job_id, 0),
+            claimed_at=job.claimed_at,
+            timetable=self.timetable,
+            now=self.server_now(),
+        )
+        if nxt.attempts:
+            self._attempts[job.job_id] = nxt.attempts
+        else:
+            self._attempts.pop(job.job_id, None)
+        self._log_after_run(job, policy, nxt)
+        return nxt.at
+
+    @staticmethod
+    def _log_after_run(job: ClaimedJob, policy: Policy, nxt: AfterRun) -> None:
+        if nxt.reason is Reason.RETRY:
+            logger.bind(job_id=job.job_id, job_name=job.name).info(
+                "job {} ({}) failed: retry {} of {} in {:g}s",
+                job.job_id,
+                job.name,
+                nxt.attempts,
+                policy.retries,
+                nxt.delay,
+            )
+        if nxt.gave_up:
             logger.warning(
                 "job {} ({}) failed after {} retries", job.job_id, job.name, policy.retries
             )
-        self._attempts.pop(job.job_id, None)
-        if policy.overlap == "queue-one" and job.claimed_at and self.timetable is not None:
-            missed = self.timetable.next_run(job.job_id, job.claimed_at)
-            if missed is not None and missed <= now:
-                logger.info(
-                    "job {} ({}) fell due at {} while it ran: running it again now",
-                    job.job_id,
-                    job.name,
-                    missed,
-                )
-                return missed
-        return None
+        if nxt.reason is Reason.MISSED:
+            logger.info(
+                "job {} ({}) fell due at {} while it ran: running it again now",
+                job.job_id,
+                job.name,
+                nxt.at,
+            )
 
-    def _observe_step(self, kind: str, status: str, seconds: float) -> None:
-        self.metrics.step_duration.labels("sql" if kind == "s" else "batch", status).observe(
-            seconds
-        )
+    def _observe_step(self, kind: StepKind, status: RunStatus, seconds: float) -> None:
+        self.metrics.step_duration.labels(
+            "sql" if kind is StepKind.SQL else "batch", status
+        ).observe(seconds)
 
-    async def _release(self, job: ClaimedJob, status: str, store: Store) -> None:
+    async def _release(self, job: ClaimedJob, status: RunStatus, store: Store) -> None:
         """Release ``job`` whatever happens: retry while the database is away; if the triggers
         cannot compute its next run, release it without that (and say why)."""
         departed = self._departed.get(store)
@@ -988,7 +914,7 @@ class Agent:
             delay = min(delay * 2, self.settings.max_backoff)
 
     async def _release_departed(
-        self, job: ClaimedJob, status: str, store: Store, agent: int
+        self, job: ClaimedJob, status: RunStatus, store: Store, agent: int
     ) -> None:
         """Release a run of a database a DSN change left: our schedules are not that
         database's, so its triggers compute the next run, as for a pgAgent release."""

@@ -13,12 +13,13 @@ from collections.abc import Callable
 
 from loguru import logger
 
+from notifyagent.core.model import ClaimedJob, Outcome, RunStatus, StepKind
 from notifyagent.policy import DEFAULT, Policy
-from notifyagent.steps import NO_CONNECTION, Outcome, StepRunner
-from notifyagent.store import ClaimedJob, Store
+from notifyagent.steps import NO_CONNECTION, StepRunner
+from notifyagent.store import Store
 
 #: Called with (step kind, step status, seconds) after every step, e.g. for metrics.
-StepObserver = Callable[[str, str, float], None]
+StepObserver = Callable[[StepKind, RunStatus, float], None]
 
 
 async def run_steps(
@@ -27,7 +28,7 @@ async def run_steps(
     runner: StepRunner,
     observe: StepObserver | None = None,
     policy: Policy = DEFAULT,
-) -> str:
+) -> RunStatus:
     """Run every step of ``job``, writing its step log rows; return the job status.
 
     The policy's job and step timeouts cancel a step (SQL: cancel request; batch: its process
@@ -44,12 +45,12 @@ async def run_steps(
                 step.id,
                 step.name,
             )
-            return "i"
+            return RunStatus.INTERNAL
         started = time.monotonic()
         limit, which, configured = _limit(policy, deadline, started)
         try:
             outcome = await asyncio.wait_for(runner.run(job.job_id, step), limit)
-            status = "s" if outcome.ok else step.onerror
+            status = RunStatus.SUCCEEDED if outcome.ok else step.onerror
         except TimeoutError:
             outcome = Outcome(
                 False,
@@ -57,7 +58,7 @@ async def run_steps(
                 f"notifyagent: step cancelled after {time.monotonic() - started:.1f}s: "
                 f"the {which} timeout of {configured:g}s (notifyagent.job_policy) was reached",
             )
-            status = "f"
+            status = RunStatus.FAILED
         elapsed = time.monotonic() - started
         if observe is not None:
             observe(step.kind, status, elapsed)
@@ -81,9 +82,9 @@ async def run_steps(
                 first_line(outcome.output),
             )
         logged = await store.step_finish(jslid, status, outcome)
-        if status == "f" or not logged:
-            return "f"
-    return "s"
+        if status is RunStatus.FAILED or not logged:
+            return RunStatus.FAILED
+    return RunStatus.SUCCEEDED
 
 
 def _limit(policy: Policy, deadline: float | None, now: float) -> tuple[float | None, str, float]:

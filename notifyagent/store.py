@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
@@ -18,10 +17,10 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from notifyagent import conninfo
+from notifyagent.core.model import ClaimedJob, JobState, Outcome, RunStatus, Step
 from notifyagent.policy import Policy
 from notifyagent.schedule import Schedule, ScheduleError, schedule_from_arrays
 from notifyagent.sqlfiles import query
-from notifyagent.steps import Outcome, Step
 
 _FLAGS = {"t": True, "f": False, "n": None}
 Flags = tuple[bool | None, ...]
@@ -44,36 +43,6 @@ def sql_time(value: datetime | None) -> str:
     """A next run as SQL text; None becomes '-infinity', which the triggers store as NULL
     without asking the extension to compute a next run."""
     return value.isoformat() if value is not None else "-infinity"
-
-
-@dataclass(frozen=True)
-class JobState:
-    """What the due-queue needs to know about one pga_job row."""
-
-    job_id: int
-    name: str
-    enabled: bool
-    host_agent: str
-    agent_id: int | None
-    next_run: datetime | None
-    due_in: float | None
-    never: bool = False
-    server_now: datetime | None = None
-
-
-@dataclass(frozen=True)
-class ClaimedJob:
-    job_id: int
-    name: str
-    jlgid: int
-    lag: float
-    steps: list[Step]
-    #: The log row of the first step, written by the claim itself.
-    first_jslid: int | None = None
-    #: jobnextrun when it was claimed (the due time of this run).
-    due: datetime | None = None
-    #: the claim's transaction time (joblastrun)
-    claimed_at: datetime | None = None
 
 
 class Store:
@@ -147,7 +116,6 @@ class Store:
                 host_agent=r["jobhostagent"],
                 agent_id=r["jobagentid"],
                 next_run=r["jobnextrun"],
-                due_in=r["due_in"],
                 never=bool(r["never"]),
                 server_now=r["server_now"],
             )
@@ -226,7 +194,7 @@ class Store:
                 name=r["jobname"],
                 jlgid=r["jlgid"],
                 lag=r["lag"],
-                steps=[Step.from_json(s) for s in r["steps"]],
+                steps=tuple(Step.from_json(s) for s in r["steps"]),
                 first_jslid=r["first_jslid"],
                 due=r["due"],
                 claimed_at=r["claimed_at"],
@@ -239,10 +207,10 @@ class Store:
         rows = await self._rows("step_start", {"jlgid": jlgid, "jstid": step_id})
         return int(rows[0]["jslid"]) if rows else None
 
-    async def step_finish(self, jslid: int, status: str, outcome: Outcome) -> bool:
+    async def step_finish(self, jslid: int, status: RunStatus, outcome: Outcome) -> bool:
         params = {
             "jslid": jslid,
-            "status": status,
+            "status": status.value,
             "result": outcome.result,
             "output": outcome.output,
         }
@@ -252,7 +220,7 @@ class Store:
     async def release(
         self,
         job: ClaimedJob,
-        status: str,
+        status: RunStatus,
         agent: int,
         next_run: datetime | None,
         *,
@@ -264,15 +232,17 @@ class Store:
         params = {
             "jlgid": job.jlgid,
             "jobid": job.job_id,
-            "status": status,
+            "status": status.value,
             "agent": agent,
             "nextrun": None if recompute else sql_time(next_run),
         }
         return bool(await self._rows("release", params))
 
-    async def release_without_recompute(self, job: ClaimedJob, status: str, agent: int) -> bool:
+    async def release_without_recompute(
+        self, job: ClaimedJob, status: RunStatus, agent: int
+    ) -> bool:
         """The fallback when :meth:`release` fails inside the schedule triggers."""
-        await self._rows("finish_log", {"jlgid": job.jlgid, "status": status})
+        await self._rows("finish_log", {"jlgid": job.jlgid, "status": status.value})
         return bool(await self._rows("release_only", {"jobid": job.job_id, "agent": agent}))
 
     async def liveness(self, ping: str) -> list[int]:

@@ -16,7 +16,16 @@ def _loaded_by(module: str) -> set[str]:
     return set(done.stdout.split())
 
 
-@pytest.mark.parametrize("module", ["notifyagent.core", "notifyagent.core.fields"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "notifyagent.core",
+        "notifyagent.core.fields",
+        "notifyagent.core.model",
+        "notifyagent.core.events",
+        "notifyagent.core.decisions",
+    ],
+)
 def test_the_core_does_no_io(module: str) -> None:
     loaded = _loaded_by(module)
     assert module in loaded
