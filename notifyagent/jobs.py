@@ -8,12 +8,11 @@ when a step vanished before it could be logged, else ``s`` (also for a job witho
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 
 from loguru import logger
 
-from notifyagent.core.model import ClaimedJob, Outcome, RunStatus, StepKind
+from notifyagent.core.model import ClaimedJob, Outcome, RunStatus, Step, StepKind
 from notifyagent.policy import DEFAULT, Policy
 from notifyagent.steps import NO_CONNECTION, StepRunner
 from notifyagent.store import Store
@@ -34,7 +33,8 @@ async def run_steps(
     The policy's job and step timeouts cancel a step (SQL: cancel request; batch: its process
     group is killed) and fail it and the job with an output that says which limit it hit.
     """
-    deadline = None if policy.job_timeout is None else time.monotonic() + policy.job_timeout
+    clock = asyncio.get_running_loop().time
+    deadline = None if policy.job_timeout is None else clock() + policy.job_timeout
     for n, step in enumerate(job.steps):
         jslid = job.first_jslid if n == 0 else await store.step_start(job.jlgid, step.id)
         if jslid is None:
@@ -46,45 +46,59 @@ async def run_steps(
                 step.name,
             )
             return RunStatus.INTERNAL
-        started = time.monotonic()
-        limit, which, configured = _limit(policy, deadline, started)
-        try:
-            outcome = await asyncio.wait_for(runner.run(job.job_id, step), limit)
-            status = RunStatus.SUCCEEDED if outcome.ok else step.onerror
-        except TimeoutError:
-            outcome = Outcome(
-                False,
-                -1,
-                f"notifyagent: step cancelled after {time.monotonic() - started:.1f}s: "
-                f"the {which} timeout of {configured:g}s (notifyagent.job_policy) was reached",
-            )
-            status = RunStatus.FAILED
-        elapsed = time.monotonic() - started
+        started = clock()
+        status, outcome = await _run_step(job, step, runner, policy, deadline)
+        elapsed = clock() - started
         if observe is not None:
             observe(step.kind, status, elapsed)
-        logger.debug(
-            "job {} step {} ({}) -> {} result={} in {:.3f}s",
-            job.job_id,
-            step.id,
-            step.name,
-            status,
-            outcome.result,
-            elapsed,
-        )
-        if not outcome.ok:
-            logger.bind(job_id=job.job_id, job_name=job.name, step=step.name, status=status).info(
-                "job {} ({}): step {} ({}) failed (on error '{}'): {}",
-                job.job_id,
-                job.name,
-                step.id,
-                step.name,
-                step.onerror,
-                first_line(outcome.output),
-            )
+        _log_step(job, step, status, outcome, elapsed)
         logged = await store.step_finish(jslid, status, outcome)
         if status is RunStatus.FAILED or not logged:
             return RunStatus.FAILED
     return RunStatus.SUCCEEDED
+
+
+async def _run_step(
+    job: ClaimedJob, step: Step, runner: StepRunner, policy: Policy, deadline: float | None
+) -> tuple[RunStatus, Outcome]:
+    """The step's status and outcome, within the policy's timeouts."""
+    clock = asyncio.get_running_loop().time
+    started = clock()
+    limit, which, configured = _limit(policy, deadline, started)
+    try:
+        outcome = await asyncio.wait_for(runner.run(job.job_id, step), limit)
+    except TimeoutError:
+        return RunStatus.FAILED, Outcome(
+            False,
+            -1,
+            f"notifyagent: step cancelled after {clock() - started:.1f}s: "
+            f"the {which} timeout of {configured:g}s (notifyagent.job_policy) was reached",
+        )
+    return (RunStatus.SUCCEEDED if outcome.ok else step.onerror), outcome
+
+
+def _log_step(
+    job: ClaimedJob, step: Step, status: RunStatus, outcome: Outcome, elapsed: float
+) -> None:
+    logger.debug(
+        "job {} step {} ({}) -> {} result={} in {:.3f}s",
+        job.job_id,
+        step.id,
+        step.name,
+        status,
+        outcome.result,
+        elapsed,
+    )
+    if not outcome.ok:
+        logger.bind(job_id=job.job_id, job_name=job.name, step=step.name, status=status).info(
+            "job {} ({}): step {} ({}) failed (on error '{}'): {}",
+            job.job_id,
+            job.name,
+            step.id,
+            step.name,
+            step.onerror,
+            first_line(outcome.output),
+        )
 
 
 def _limit(policy: Policy, deadline: float | None, now: float) -> tuple[float | None, str, float]:
