@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from notifyagent import conninfo, db
-from notifyagent.schema import NOTIFYAGENT_SCHEMA_VERSION, Probe, verify_pgagent
-from notifyagent.sqlfiles import query
+from notifyagent.db.schema import NOTIFYAGENT_SCHEMA_VERSION, Probe, verify_pgagent
+from notifyagent.db.sql import query
 
 
 @dataclass

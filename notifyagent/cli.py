@@ -216,7 +216,8 @@ async def _check(args: argparse.Namespace) -> int:
 
 
 async def _install(args: argparse.Namespace) -> int:
-    from notifyagent import db, schema
+    from notifyagent import db
+    from notifyagent.db import schema
 
     async with await db.connect(conninfo.resolve_dsn(args.dsn)) as conn:
         if not await schema.install(conn, force=args.force):
@@ -228,7 +229,8 @@ async def _install(args: argparse.Namespace) -> int:
 
 
 async def _uninstall(args: argparse.Namespace) -> int:
-    from notifyagent import db, schema
+    from notifyagent import db
+    from notifyagent.db import schema
 
     async with await db.connect(conninfo.resolve_dsn(args.dsn)) as conn:
         await schema.uninstall(conn)

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from loguru import logger
 
 from notifyagent.core.model import ClaimedJob, Outcome, RunStatus, Step, StepKind
+from notifyagent.core.ports import Steps, Store
 from notifyagent.policy import DEFAULT, Policy
-from notifyagent.steps import NO_CONNECTION, StepRunner
-from notifyagent.store import Store
+from notifyagent.steps import NO_CONNECTION
 
 #: Called with (step kind, step status, seconds) after every step, e.g. for metrics.
 StepObserver = Callable[[StepKind, RunStatus, float], None]
@@ -24,7 +24,7 @@ StepObserver = Callable[[StepKind, RunStatus, float], None]
 async def run_steps(
     job: ClaimedJob,
     store: Store,
-    runner: StepRunner,
+    runner: Steps,
     observe: StepObserver | None = None,
     policy: Policy = DEFAULT,
 ) -> RunStatus:
@@ -59,7 +59,7 @@ async def run_steps(
 
 
 async def _run_step(
-    job: ClaimedJob, step: Step, runner: StepRunner, policy: Policy, deadline: float | None
+    job: ClaimedJob, step: Step, runner: Steps, policy: Policy, deadline: float | None
 ) -> tuple[RunStatus, Outcome]:
     """The step's status and outcome, within the policy's timeouts."""
     clock = asyncio.get_running_loop().time

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from notifyagent import db
+from notifyagent.db.sql import query
 from notifyagent.errors import ConfigError, NotifyAgentError
-from notifyagent.sqlfiles import query
 
 STATUS = {"r": "running", "s": "success", "f": "failed", "i": "internal error", "d": "aborted"}
 

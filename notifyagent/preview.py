@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 from notifyagent import db
 from notifyagent.core.fields import FIELDS as FIELDS  # the CLI's schedule options
 from notifyagent.core.fields import parse_field
+from notifyagent.db.sql import query
+from notifyagent.db.store import PgStore as Store
 from notifyagent.ops import find_job
 from notifyagent.schedule import Schedule, next_runs, schedule_from_arrays
-from notifyagent.sqlfiles import query
-from notifyagent.store import Store
 
 
 def inline_schedule(

@@ -26,7 +26,7 @@ from psycopg import pq
 
 from notifyagent import conninfo
 from notifyagent.core.model import Outcome, Step, StepKind
-from notifyagent.db import IdleCheck, describe_connect_error
+from notifyagent.db.connect import IdleCheck, describe_connect_error
 
 NO_CONNECTION = "Couldn't get a connection to the database!"
 SCRIPT_ERROR = "\nScript Error: \n"

@@ -65,8 +65,7 @@ class Background:
         a query on a stalled link can itself stall, so the abandoned statement is cancelled
         here in the background."""
         task = asyncio.ensure_future(aw)
-        done, _ = await asyncio.wait({task}, timeout=seconds)
-        if not done:
+        if not await first_of([task], seconds):
             task.cancel()
             self.add(task)
             raise TimeoutError

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import psycopg
 
 from notifyagent.config import Settings
+from notifyagent.core.ports import Steps, Store
+from notifyagent.db.store import PgStore
 from notifyagent.steps import StepRunner
-from notifyagent.store import Store
 
 
 @dataclass(eq=False)
@@ -16,14 +17,14 @@ class Connections:
     """A run keeps the connections it was claimed with: a DSN change does not move it."""
 
     store: Store
-    steps: StepRunner
+    steps: Steps
     #: set when a DSN change left for another database: the agent id our runs there hold
     departed_as: int | None = None
 
     @classmethod
     def open_for(cls, s: Settings) -> Connections:
         """Connections for ``s``; the pool stays closed until ``store.open()``."""
-        store = Store(s.dsn, max_size=min(s.max_concurrency, 8) + 2)
+        store = PgStore(s.dsn, max_size=min(s.max_concurrency, 8) + 2)
         steps = StepRunner(
             s.dsn, max_output=s.max_output, batch_steps=s.batch_steps, max_idle=s.max_concurrency
         )

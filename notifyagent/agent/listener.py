@@ -18,11 +18,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import psycopg
 from loguru import logger
 
-from notifyagent import db, schema
+from notifyagent import db
 from notifyagent.agent.aio import Background, Backoff
 from notifyagent.config import Settings
 from notifyagent.core import events
 from notifyagent.core.events import CHANNEL
+from notifyagent.db import identity, schema
 from notifyagent.errors import (
     ConfigError,
     ConnectError,
@@ -31,7 +32,6 @@ from notifyagent.errors import (
     SchemaVersionMismatch,
 )
 from notifyagent.metrics import Metrics
-from notifyagent.sqlfiles import query
 from notifyagent.timetable import Origin
 
 #: Longest wait between attempts to reach an unreachable server (seconds).
@@ -190,16 +190,13 @@ class Listener:
         scheduler resyncs, so a change made while we were away cannot be missed."""
         await schema.verify_pgagent(conn)
         await schema.install(conn)
-        await conn.execute(f"LISTEN {CHANNEL}")
+        await identity.listen(conn)
         tz = await self._timezone(conn)
         old, login = self.agent_id, self._login
-        new, self._login = await _register(conn, self._host.settings.station)
+        new, self._login = await identity.register(conn, self._host.settings.station)
         found = True
         if old is not None and old != new:
-            cur = await conn.execute(query("adopt_jobs"), {"old": old, "login": login, "new": new})
-            row = await cur.fetchone()
-            found = bool(row and row["found"])
-            moved = row["moved"] if row else 0
+            found, moved = await identity.adopt(conn, old, login, new)
             logger.info("agent id changed {} -> {}; {} running claim(s) moved", old, new, moved)
         self._host.registered(other_database=not found)
         if old is not None:
@@ -223,11 +220,9 @@ class Listener:
         if self._host.settings.timezone:
             name, source = self._host.settings.timezone, "--timezone"
         else:
-            cur = await conn.execute(query("timezone"))
-            row = await cur.fetchone()
-            assert row is not None
-            name, source = str(row["tz"]), f"database default ({row['source']})"
-            if row["source"] == "client":
+            name, origin = await identity.timezone(conn)
+            source = f"database default ({origin})"
+            if origin == "client":
                 logger.warning(
                     "TimeZone {} comes from this client's environment (PGTZ?), not from the "
                     "database; pgAdmin may save schedules in another zone: set --timezone",
@@ -271,19 +266,3 @@ def received(payload: str, sender: int, own_pids: set[int]) -> events.Event | No
         case events.Resync():
             logger.debug("resync requested by a notification")
     return event
-
-
-async def _register(conn: db.AsyncConn, station: str) -> tuple[int, datetime]:
-    params = {"station": station}
-    try:
-        cur = await conn.execute(query("register"), params)
-    except psycopg.errors.UniqueViolation:
-        # A row with our pid left by an agent of an earlier server incarnation (pid reuse):
-        # it is certainly dead, since the pid is ours now. Clean it up like any zombie.
-        pid = conn.info.backend_pid
-        await conn.execute(query("reap_zombie"), {"pid": pid})
-        logger.warning("removed a stale pga_jobagent row that had our pid {}", pid)
-        cur = await conn.execute(query("register"), params)
-    row = await cur.fetchone()
-    assert row is not None
-    return int(row["jagpid"]), row["jaglogintime"]

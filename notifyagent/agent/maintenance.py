@@ -19,8 +19,8 @@ from loguru import logger
 from notifyagent.agent.aio import Background, wait_event
 from notifyagent.agent.connections import schema_gone
 from notifyagent.config import Settings
+from notifyagent.core.ports import Store
 from notifyagent.metrics import Metrics
-from notifyagent.store import Store
 
 #: How long a statement of the liveness check may go unanswered before the database is taken
 #: to be unreachable and the LISTEN connection is replaced (result ``timeout``).
@@ -155,9 +155,9 @@ class Maintenance:
                 "cleaned up dead agent {} (station {}): {} run(s) marked aborted, "
                 "{} job(s) released",
                 pid,
-                done["station"],
-                done["runs"],
-                done["jobs"],
+                done.station,
+                done.runs,
+                done.jobs,
             )
 
     # -- history retention -------------------------------------------------------------------

@@ -8,7 +8,6 @@ DSN change left is released there, by that database's triggers.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
@@ -21,10 +20,10 @@ from notifyagent.agent.connections import Connections, schema_gone
 from notifyagent.config import Settings
 from notifyagent.core.decisions import AfterRun, Reason
 from notifyagent.core.model import ClaimedJob, RunStatus, StepKind
+from notifyagent.core.ports import Store
 from notifyagent.jobs import run_steps
 from notifyagent.metrics import Metrics
 from notifyagent.policy import Policy
-from notifyagent.store import Store
 from notifyagent.timetable import Stored
 
 #: Attempts to release a run in a database a DSN change left.
@@ -57,7 +56,8 @@ class JobRunner:
         self._metrics = metrics
 
     async def run(self, job: ClaimedJob, conns: Connections, advisor: Advisor) -> None:
-        started = time.monotonic()
+        clock = asyncio.get_running_loop().time
+        started = clock()
         self._metrics.runs_started.labels(job.name).inc()
         self._metrics.start_lag.observe(max(0.0, job.lag))
         log = logger.bind(job_id=job.job_id, job_name=job.name)
@@ -75,7 +75,7 @@ class JobRunner:
             status = RunStatus.ABORTED
         finally:
             await self._release(job, status, conns, advisor)
-        duration = time.monotonic() - started
+        duration = clock() - started
         self._metrics.runs_finished.labels(job.name, status).inc()
         log.bind(status=status, duration_s=round(duration, 3)).info(
             "job {} ({}) finished: status {} in {:.3f}s", job.job_id, job.name, status, duration

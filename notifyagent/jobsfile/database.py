@@ -11,8 +11,10 @@ from typing import Any
 
 import psycopg
 
-from notifyagent import db, schema
+from notifyagent import db
 from notifyagent.core.fields import FIELDS
+from notifyagent.db import schema
+from notifyagent.db.sql import query
 from notifyagent.errors import ConfigError
 from notifyagent.jobsfile.diff import diff
 from notifyagent.jobsfile.parse import check_classes, check_policy_table, load
@@ -31,7 +33,6 @@ from notifyagent.jobsfile.spec import (
     quote,
 )
 from notifyagent.jobsfile.toml import render_jobs
-from notifyagent.sqlfiles import query
 
 _KIND_NAMES = {v: k for k, v in KINDS.items()}
 _ON_ERROR_NAMES = {v: k for k, v in ON_ERROR.items()}

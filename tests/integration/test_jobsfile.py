@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from notifyagent import jobsfile, schema
-from notifyagent.db import connect
+from notifyagent import jobsfile
+from notifyagent.db import connect, schema
 from notifyagent.dev import EXAMPLE_JOBS as EXAMPLE
 from notifyagent.errors import ConfigError
 from tests.cli import run_cli

@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from notifyagent import preview
 from notifyagent.cluster import free_port
 from notifyagent.core.events import payload_items
-from notifyagent.schema import NOTIFYAGENT_SCHEMA_VERSION
+from notifyagent.db.schema import NOTIFYAGENT_SCHEMA_VERSION
 from notifyagent.timetable import EPOCH, Stored
 from tests.agent import AgentProcess, joblogs, make_job, sql_step, tick_job, wait_finished
 from tests.integration.test_triggers import install, listen

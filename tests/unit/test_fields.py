@@ -36,4 +36,4 @@ def test_jobs_files_do_not_need_the_agent() -> None:
     """``next`` (preview) reads the store; the jobs file only shares the field grammar."""
     loaded = _loaded_by("notifyagent.jobsfile")
     assert "notifyagent.core.fields" in loaded
-    assert {"notifyagent.preview", "notifyagent.ops", "notifyagent.store"} & loaded == set()
+    assert {"notifyagent.preview", "notifyagent.ops", "notifyagent.db.store"} & loaded == set()

@@ -1,4 +1,4 @@
-"""Every write the agent makes to the pgagent tables, over one connection pool.
+"""``PgStore``: the agent's Store port (notifyagent.core.ports) on PostgreSQL, over one pool.
 
 This is the one place for the claim, the run and step log writes, the release, and the
 dead-agent cleanup; the statements themselves are in ``sql/queries.sql``.
@@ -18,9 +18,10 @@ from psycopg_pool import AsyncConnectionPool
 
 from notifyagent import conninfo
 from notifyagent.core.model import ClaimedJob, JobState, Outcome, RunStatus, Step
+from notifyagent.core.ports import NextRunCorrection, Reaped
+from notifyagent.db.sql import query
 from notifyagent.policy import Policy
 from notifyagent.schedule import Schedule, ScheduleError, schedule_from_arrays
-from notifyagent.sqlfiles import query
 
 _FLAGS = {"t": True, "f": False, "n": None}
 Flags = tuple[bool | None, ...]
@@ -45,7 +46,7 @@ def sql_time(value: datetime | None) -> str:
     return value.isoformat() if value is not None else "-infinity"
 
 
-class Store:
+class PgStore:
     def __init__(self, dsn: str, *, max_size: int) -> None:
         #: Backend pids of the pool's connections: notifications they cause are our own.
         self.pids: set[int] = set()
@@ -164,9 +165,7 @@ class Store:
         rows = await self._rows("policies", {"ids": list(ids) if ids is not None else None})
         return {int(r["jobid"]): Policy.from_row(dict(r)) for r in rows}
 
-    async def correct_next_runs(
-        self, corrections: Sequence[tuple[int, datetime | None, datetime | None]]
-    ) -> set[int]:
+    async def correct_next_runs(self, corrections: Sequence[NextRunCorrection]) -> set[int]:
         """Write (job id, seen, new) next runs; returns the jobs whose row was updated."""
         rows = await self._rows(
             "correct_next_runs",
@@ -177,10 +176,6 @@ class Store:
             },
         )
         return {int(r["jobid"]) for r in rows}
-
-    async def timezone(self) -> tuple[str, str]:
-        rows = await self._rows("timezone")
-        return str(rows[0]["tz"]), str(rows[0]["source"])
 
     async def claim(
         self, ids: Sequence[int], *, limit: int, station: str, agent: int
@@ -250,9 +245,9 @@ class Store:
         rows = await self._rows("liveness", {"ping": ping})
         return list(rows[0]["zombies"])
 
-    async def reap_zombie(self, pid: int) -> dict[str, Any]:
-        rows = await self._rows("reap_zombie", {"pid": pid})
-        return dict(rows[0])
+    async def reap_zombie(self, pid: int) -> Reaped:
+        r = (await self._rows("reap_zombie", {"pid": pid}))[0]
+        return Reaped(r["station"], int(r["runs"]), int(r["steps"]), int(r["jobs"]))
 
     async def prune_history(
         self, days: float | None, keep: int | None, batch: int = 1000
