@@ -84,14 +84,12 @@ SELECT (SELECT count(*) FROM runs) AS runs, (SELECT count(*) FROM steps) AS step
        (SELECT count(*) FROM released) AS jobs, (SELECT min(jagstation) FROM gone) AS station
 
 -- name: job_states
--- What the due-queue needs to know about jobs (all of them when ids is NULL). "due_in" is
--- measured on the server's clock, which decides due-ness (jobnextrun <= now()); "server_now"
--- lets the agent keep its estimate of that clock.
+-- What the due-queue needs to know about jobs (all of them when ids is NULL). "server_now"
+-- lets the agent keep its estimate of the server's clock, which decides due-ness
+-- (jobnextrun <= now()).
 SELECT jobid, jobname, jobenabled, jobhostagent, jobagentid,
        CASE WHEN isfinite(jobnextrun) THEN jobnextrun END AS jobnextrun,
        jobnextrun = 'infinity' AS never,
-       CASE WHEN isfinite(jobnextrun)
-            THEN extract(epoch FROM jobnextrun - clock_timestamp())::float8 END AS due_in,
        clock_timestamp() AS server_now
   FROM pgagent.pga_job
  WHERE %(ids)s::int[] IS NULL OR jobid = ANY(%(ids)s::int[])

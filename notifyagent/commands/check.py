@@ -7,7 +7,7 @@ from typing import Any
 
 from notifyagent import conninfo, db
 from notifyagent.commands.common import fetch
-from notifyagent.schema import NOTIFYAGENT_SCHEMA_VERSION, Probe, verify_pgagent
+from notifyagent.db.schema import NOTIFYAGENT_SCHEMA_VERSION, Probe, verify_pgagent
 
 
 @dataclass(frozen=True)

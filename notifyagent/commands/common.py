@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from notifyagent import db
+from notifyagent.db.sql import query
 from notifyagent.errors import ConfigError
-from notifyagent.sqlfiles import query
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

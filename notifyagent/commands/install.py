@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from loguru import logger
 
-from notifyagent import db, schema
+from notifyagent import db
+from notifyagent.db import schema
 
 
 async def install(dsn: str, force: bool) -> int:

@@ -15,8 +15,8 @@ from notifyagent import db
 from notifyagent.commands.common import fetch, find_job
 from notifyagent.core.fields import FIELDS, parse_field
 from notifyagent.core.schedule import Schedule, next_runs, schedule_from_arrays
+from notifyagent.db.store import PgStore as Store
 from notifyagent.errors import ConfigError
-from notifyagent.store import Store
 
 
 async def next_times(

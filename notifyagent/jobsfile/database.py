@@ -11,9 +11,11 @@ from typing import Any
 
 import psycopg
 
-from notifyagent import db, schema
+from notifyagent import db
 from notifyagent.core.fields import FIELDS
 from notifyagent.core.policy import POLICY_KEYS, Policy
+from notifyagent.db import schema
+from notifyagent.db.sql import query
 from notifyagent.errors import ConfigError
 from notifyagent.jobsfile.diff import diff
 from notifyagent.jobsfile.parse import check_classes, check_policy_table, load
@@ -30,7 +32,6 @@ from notifyagent.jobsfile.spec import (
     quote,
 )
 from notifyagent.jobsfile.toml import render_jobs
-from notifyagent.sqlfiles import query
 
 _KIND_NAMES = {v: k for k, v in KINDS.items()}
 _ON_ERROR_NAMES = {v: k for k, v in ON_ERROR.items()}

@@ -17,7 +17,7 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from notifyagent.agent import PING_TIMEOUT
+from notifyagent.agent.maintenance import PING_TIMEOUT
 from notifyagent.cluster import free_port
 from tests.agent import dead_agent_with_a_run, tick_job
 from tests.faults.conftest import AgentStarter, Measure, log_lines

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from notifyagent import jobsfile, schema
+from notifyagent import jobsfile
 from notifyagent.commands.dev import EXAMPLE_JOBS as EXAMPLE
-from notifyagent.db import connect
+from notifyagent.db import connect, schema
 from notifyagent.errors import ConfigError
 from tests.cli import run_cli
 from tests.pg import Database, Server, new_database

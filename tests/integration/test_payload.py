@@ -21,11 +21,11 @@ import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from notifyagent.agent import payload_items
 from notifyagent.cluster import free_port
 from notifyagent.commands import next as next_command
+from notifyagent.core.events import payload_items
 from notifyagent.core.timetable import EPOCH, Stored
-from notifyagent.schema import NOTIFYAGENT_SCHEMA_VERSION
+from notifyagent.db.schema import NOTIFYAGENT_SCHEMA_VERSION
 from tests.agent import AgentProcess, joblogs, make_job, sql_step, tick_job, wait_finished
 from tests.integration.test_triggers import install, listen
 from tests.pg import Database, wait_for

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from notifyagent.schema import NOTIFYAGENT_SCHEMA_VERSION
+from notifyagent.db.schema import NOTIFYAGENT_SCHEMA_VERSION
 from tests.agent import (
     AgentProcess,
     batch_step,

@@ -8,8 +8,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from notifyagent.schema import NOTIFYAGENT_SCHEMA_VERSION
-from notifyagent.sqlfiles import script
+from notifyagent.db.schema import NOTIFYAGENT_SCHEMA_VERSION
+from notifyagent.db.sql import script
 from tests.agent import make_job, sql_step, tick_job
 from tests.cli import run_cli
 from tests.pg import Database

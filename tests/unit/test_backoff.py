@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import math
 
-from hypothesis import given
-from hypothesis import strategies as st
-
-from notifyagent.core.backoff import Backoff, delay
+from notifyagent.core.backoff import delay
 from notifyagent.core.policy import Policy
 
 
@@ -23,25 +19,6 @@ def test_a_huge_attempt_number_does_not_overflow() -> None:
     assert delay(1.0, 10_000) == math.inf
     assert delay(1.0, 10_000, cap=5.0) == 5.0
     assert delay(0.0, 10) == 0.0
-
-
-def test_backoff_grows_resets_and_follows_a_changed_cap() -> None:
-    backoff = Backoff(0.1, cap=1.0)
-    assert list(itertools.islice(backoff, 6)) == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
-    assert backoff.at_cap
-    backoff.reset()
-    assert (backoff.current, next(backoff), backoff.at_cap) == (0.1, 0.1, False)
-    backoff.cap = 0.15  # a reloaded setting: the very next delay obeys it
-    assert [next(backoff), next(backoff)] == [0.15, 0.15]
-
-
-@given(st.floats(0.001, 100), st.floats(0.001, 1000), st.integers(0, 40))
-def test_backoff_yields_the_nth_delay(first: float, cap: float, n: int) -> None:
-    """Iterating and asking for attempt n directly agree: the same rule in one place."""
-    yielded = list(itertools.islice(Backoff(first, cap), n + 1))
-    assert math.isclose(yielded[-1], delay(first, n, cap))
-    assert all(a <= b for a, b in itertools.pairwise(yielded))
-    assert max(yielded) <= cap
 
 
 def test_policy_retries_double_from_the_retry_delay() -> None:

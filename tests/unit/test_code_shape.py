@@ -23,16 +23,10 @@ MAX_FUNCTION_LINES = 60
 SIZE_RULES = {"C901", "PLR0912", "PLR0915"}
 
 #: module -> its lines today (a ceiling until it is split)
-BIG_MODULES = {
-    "notifyagent/agent.py": 1139,  # the agent's package split is under way
-}
+BIG_MODULES: dict[str, int] = {}
 
 #: "module::qualified name" -> its lines today (a ceiling until it is split)
-LONG_FUNCTIONS = {
-    "notifyagent/agent.py::Agent._apply_states": 93,
-    "notifyagent/agent.py::Agent._release": 65,
-    "notifyagent/jobs.py::run_steps": 63,
-}
+LONG_FUNCTIONS: dict[str, int] = {}
 
 
 def _modules() -> Iterator[tuple[str, str]]:

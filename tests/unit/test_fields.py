@@ -19,4 +19,4 @@ def test_jobs_files_do_not_need_the_agent() -> None:
     loaded = _loaded_by("notifyagent.jobsfile")
     assert "notifyagent.core.fields" in loaded
     assert not {m for m in loaded if m.startswith("notifyagent.commands")}
-    assert "notifyagent.store" not in loaded
+    assert "notifyagent.db.store" not in loaded

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from notifyagent.agent import payload_items
+from notifyagent.core.events import payload_items
 from notifyagent.core.schedule import schedule_from_arrays
 from notifyagent.core.timetable import EPOCH, Origin, Row, Stored, Timetable, parse_stored
 

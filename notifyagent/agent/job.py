@@ -8,32 +8,33 @@ when a step vanished before it could be logged, else ``s`` (also for a job witho
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 
 from loguru import logger
 
+from notifyagent.agent.steps import NO_CONNECTION
+from notifyagent.core.model import ClaimedJob, Outcome, RunStatus, Step, StepKind
 from notifyagent.core.policy import DEFAULT, Policy
-from notifyagent.steps import NO_CONNECTION, Outcome, StepRunner
-from notifyagent.store import ClaimedJob, Store
+from notifyagent.core.ports import Steps, Store
 
 #: Called with (step kind, step status, seconds) after every step, e.g. for metrics.
-StepObserver = Callable[[str, str, float], None]
+StepObserver = Callable[[StepKind, RunStatus, float], None]
 
 
 async def run_steps(
     job: ClaimedJob,
     store: Store,
-    runner: StepRunner,
+    runner: Steps,
     observe: StepObserver | None = None,
     policy: Policy = DEFAULT,
-) -> str:
+) -> RunStatus:
     """Run every step of ``job``, writing its step log rows; return the job status.
 
     The policy's job and step timeouts cancel a step (SQL: cancel request; batch: its process
     group is killed) and fail it and the job with an output that says which limit it hit.
     """
-    deadline = None if policy.job_timeout_s is None else time.monotonic() + policy.job_timeout_s
+    clock = asyncio.get_running_loop().time
+    deadline = None if policy.job_timeout_s is None else clock() + policy.job_timeout_s
     for n, step in enumerate(job.steps):
         jslid = job.first_jslid if n == 0 else await store.step_start(job.jlgid, step.id)
         if jslid is None:
@@ -44,46 +45,60 @@ async def run_steps(
                 step.id,
                 step.name,
             )
-            return "i"
-        started = time.monotonic()
-        limit, which, configured = _limit(policy, deadline, started)
-        try:
-            outcome = await asyncio.wait_for(runner.run(job.job_id, step), limit)
-            status = "s" if outcome.ok else step.onerror
-        except TimeoutError:
-            outcome = Outcome(
-                False,
-                -1,
-                f"notifyagent: step cancelled after {time.monotonic() - started:.1f}s: "
-                f"the {which} timeout of {configured:g}s (notifyagent.job_policy) was reached",
-            )
-            status = "f"
-        elapsed = time.monotonic() - started
+            return RunStatus.INTERNAL
+        started = clock()
+        status, outcome = await _run_step(job, step, runner, policy, deadline)
+        elapsed = clock() - started
         if observe is not None:
             observe(step.kind, status, elapsed)
-        logger.debug(
-            "job {} step {} ({}) -> {} result={} in {:.3f}s",
+        _log_step(job, step, status, outcome, elapsed)
+        logged = await store.step_finish(jslid, status, outcome)
+        if status is RunStatus.FAILED or not logged:
+            return RunStatus.FAILED
+    return RunStatus.SUCCEEDED
+
+
+async def _run_step(
+    job: ClaimedJob, step: Step, runner: Steps, policy: Policy, deadline: float | None
+) -> tuple[RunStatus, Outcome]:
+    """The step's status and outcome, within the policy's timeouts."""
+    clock = asyncio.get_running_loop().time
+    started = clock()
+    limit, which, configured = _limit(policy, deadline, started)
+    try:
+        outcome = await asyncio.wait_for(runner.run(job.job_id, step), limit)
+    except TimeoutError:
+        return RunStatus.FAILED, Outcome(
+            False,
+            -1,
+            f"notifyagent: step cancelled after {clock() - started:.1f}s: "
+            f"the {which} timeout of {configured:g}s (notifyagent.job_policy) was reached",
+        )
+    return (RunStatus.SUCCEEDED if outcome.ok else step.onerror), outcome
+
+
+def _log_step(
+    job: ClaimedJob, step: Step, status: RunStatus, outcome: Outcome, elapsed: float
+) -> None:
+    logger.debug(
+        "job {} step {} ({}) -> {} result={} in {:.3f}s",
+        job.job_id,
+        step.id,
+        step.name,
+        status,
+        outcome.result,
+        elapsed,
+    )
+    if not outcome.ok:
+        logger.bind(job_id=job.job_id, job_name=job.name, step=step.name, status=status).info(
+            "job {} ({}): step {} ({}) failed (on error '{}'): {}",
             job.job_id,
+            job.name,
             step.id,
             step.name,
-            status,
-            outcome.result,
-            elapsed,
+            step.onerror,
+            first_line(outcome.output),
         )
-        if not outcome.ok:
-            logger.bind(job_id=job.job_id, job_name=job.name, step=step.name, status=status).info(
-                "job {} ({}): step {} ({}) failed (on error '{}'): {}",
-                job.job_id,
-                job.name,
-                step.id,
-                step.name,
-                step.onerror,
-                first_line(outcome.output),
-            )
-        logged = await store.step_finish(jslid, status, outcome)
-        if status == "f" or not logged:
-            return "f"
-    return "s"
 
 
 def _limit(policy: Policy, deadline: float | None, now: float) -> tuple[float | None, str, float]:

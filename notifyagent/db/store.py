@@ -1,4 +1,4 @@
-"""Every write the agent makes to the pgagent tables, over one connection pool.
+"""``PgStore``: the agent's Store port (notifyagent.core.ports) on PostgreSQL, over one pool.
 
 This is the one place for the claim, the run and step log writes, the release, and the
 dead-agent cleanup; the statements themselves are in ``sql/queries.sql``.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
@@ -18,10 +17,11 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from notifyagent import conninfo
+from notifyagent.core.model import ClaimedJob, JobState, Outcome, RunStatus, Step
 from notifyagent.core.policy import Policy
+from notifyagent.core.ports import NextRunCorrection, Reaped
 from notifyagent.core.schedule import Schedule, ScheduleError, schedule_from_arrays
-from notifyagent.sqlfiles import query
-from notifyagent.steps import Outcome, Step
+from notifyagent.db.sql import query
 
 _FLAGS = {"t": True, "f": False, "n": None}
 Flags = tuple[bool | None, ...]
@@ -46,37 +46,7 @@ def sql_time(value: datetime | None) -> str:
     return value.isoformat() if value is not None else "-infinity"
 
 
-@dataclass(frozen=True)
-class JobState:
-    """What the due-queue needs to know about one pga_job row."""
-
-    job_id: int
-    name: str
-    enabled: bool
-    host_agent: str
-    agent_id: int | None
-    next_run: datetime | None
-    due_in: float | None
-    never: bool = False
-    server_now: datetime | None = None
-
-
-@dataclass(frozen=True)
-class ClaimedJob:
-    job_id: int
-    name: str
-    jlgid: int
-    lag: float
-    steps: list[Step]
-    #: The log row of the first step, written by the claim itself.
-    first_jslid: int | None = None
-    #: jobnextrun when it was claimed (the due time of this run).
-    due: datetime | None = None
-    #: the claim's transaction time (joblastrun)
-    claimed_at: datetime | None = None
-
-
-class Store:
+class PgStore:
     def __init__(self, dsn: str, *, max_size: int) -> None:
         #: Backend pids of the pool's connections: notifications they cause are our own.
         self.pids: set[int] = set()
@@ -147,7 +117,6 @@ class Store:
                 host_agent=r["jobhostagent"],
                 agent_id=r["jobagentid"],
                 next_run=r["jobnextrun"],
-                due_in=r["due_in"],
                 never=bool(r["never"]),
                 server_now=r["server_now"],
             )
@@ -196,9 +165,7 @@ class Store:
         rows = await self._rows("policies", {"ids": list(ids) if ids is not None else None})
         return {int(r["jobid"]): Policy.from_row(dict(r)) for r in rows}
 
-    async def correct_next_runs(
-        self, corrections: Sequence[tuple[int, datetime | None, datetime | None]]
-    ) -> set[int]:
+    async def correct_next_runs(self, corrections: Sequence[NextRunCorrection]) -> set[int]:
         """Write (job id, seen, new) next runs; returns the jobs whose row was updated."""
         rows = await self._rows(
             "correct_next_runs",
@@ -209,10 +176,6 @@ class Store:
             },
         )
         return {int(r["jobid"]) for r in rows}
-
-    async def timezone(self) -> tuple[str, str]:
-        rows = await self._rows("timezone")
-        return str(rows[0]["tz"]), str(rows[0]["source"])
 
     async def claim(
         self, ids: Sequence[int], *, limit: int, station: str, agent: int
@@ -226,7 +189,7 @@ class Store:
                 name=r["jobname"],
                 jlgid=r["jlgid"],
                 lag=r["lag"],
-                steps=[Step.from_json(s) for s in r["steps"]],
+                steps=tuple(Step.from_json(s) for s in r["steps"]),
                 first_jslid=r["first_jslid"],
                 due=r["due"],
                 claimed_at=r["claimed_at"],
@@ -239,10 +202,10 @@ class Store:
         rows = await self._rows("step_start", {"jlgid": jlgid, "jstid": step_id})
         return int(rows[0]["jslid"]) if rows else None
 
-    async def step_finish(self, jslid: int, status: str, outcome: Outcome) -> bool:
+    async def step_finish(self, jslid: int, status: RunStatus, outcome: Outcome) -> bool:
         params = {
             "jslid": jslid,
-            "status": status,
+            "status": status.value,
             "result": outcome.result,
             "output": outcome.output,
         }
@@ -252,7 +215,7 @@ class Store:
     async def release(
         self,
         job: ClaimedJob,
-        status: str,
+        status: RunStatus,
         agent: int,
         next_run: datetime | None,
         *,
@@ -264,15 +227,17 @@ class Store:
         params = {
             "jlgid": job.jlgid,
             "jobid": job.job_id,
-            "status": status,
+            "status": status.value,
             "agent": agent,
             "nextrun": None if recompute else sql_time(next_run),
         }
         return bool(await self._rows("release", params))
 
-    async def release_without_recompute(self, job: ClaimedJob, status: str, agent: int) -> bool:
+    async def release_without_recompute(
+        self, job: ClaimedJob, status: RunStatus, agent: int
+    ) -> bool:
         """The fallback when :meth:`release` fails inside the schedule triggers."""
-        await self._rows("finish_log", {"jlgid": job.jlgid, "status": status})
+        await self._rows("finish_log", {"jlgid": job.jlgid, "status": status.value})
         return bool(await self._rows("release_only", {"jobid": job.job_id, "agent": agent}))
 
     async def liveness(self, ping: str) -> list[int]:
@@ -280,9 +245,9 @@ class Store:
         rows = await self._rows("liveness", {"ping": ping})
         return list(rows[0]["zombies"])
 
-    async def reap_zombie(self, pid: int) -> dict[str, Any]:
-        rows = await self._rows("reap_zombie", {"pid": pid})
-        return dict(rows[0])
+    async def reap_zombie(self, pid: int) -> Reaped:
+        r = (await self._rows("reap_zombie", {"pid": pid}))[0]
+        return Reaped(r["station"], int(r["runs"]), int(r["steps"]), int(r["jobs"]))
 
     async def prune_history(
         self, days: float | None, keep: int | None, batch: int = 1000

@@ -7,9 +7,9 @@ from typing import Any
 
 from loguru import logger
 
-from notifyagent.db import AsyncConn
+from notifyagent.db.connect import AsyncConn
+from notifyagent.db.sql import query, script
 from notifyagent.errors import ExtensionMissing, SchemaVersionMismatch
-from notifyagent.sqlfiles import query, script
 
 #: The pgagent schema version this agent speaks (pgAgent 4.x).
 PGAGENT_SCHEMA_VERSION = 4

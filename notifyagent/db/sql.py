@@ -1,22 +1,28 @@
-"""Access to the SQL that lives in ``sql/`` as files.
+"""The SQL that lives in ``sql/`` as files.
 
-``sql/queries.sql`` holds every statement the agent sends, each under a ``-- name: <name>``
-line, so there is one obvious place to read the claim, the run and the release.
+``sql/queries.sql`` holds every statement notifyagent sends, each under a ``-- name: <name>``
+line, so there is one obvious place to read the claim, the run and the release. An installed
+wheel carries the files as package data (``notifyagent/_sql``, see pyproject.toml); a source
+checkout reads the repository's ``sql/``.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from psycopg import sql
 
 
-def sql_dir() -> Path:
-    """``notifyagent/_sql`` in an installed wheel, else the repository's ``sql/``."""
-    packaged = Path(__file__).with_name("_sql")
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "sql"
+def sql_dir() -> Traversable:
+    """``notifyagent/_sql`` of the installed package, else the repository's ``sql/``."""
+    packaged = resources.files("notifyagent") / "_sql"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "sql"
 
 
 @functools.cache

@@ -17,7 +17,6 @@ import shutil
 import signal
 import tempfile
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,40 +25,11 @@ from loguru import logger
 from psycopg import pq
 
 from notifyagent import conninfo
-from notifyagent.db import IdleCheck, describe_connect_error
+from notifyagent.core.model import Outcome, Step, StepKind
+from notifyagent.db.connect import IdleCheck, describe_connect_error
 
 NO_CONNECTION = "Couldn't get a connection to the database!"
 SCRIPT_ERROR = "\nScript Error: \n"
-
-
-@dataclass(frozen=True)
-class Step:
-    id: int
-    name: str
-    kind: str
-    code: str
-    connstr: str
-    dbname: str
-    onerror: str
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Step:
-        return cls(
-            id=int(d["id"]),
-            name=str(d["name"]),
-            kind=str(d["kind"]),
-            code=str(d["code"]),
-            connstr=str(d["connstr"] or ""),
-            dbname=str(d["dbname"] or ""),
-            onerror=str(d["onerror"] or "f"),
-        )
-
-
-@dataclass(frozen=True)
-class Outcome:
-    ok: bool
-    result: int
-    output: str
 
 
 def clean_text(data: bytes) -> str:
@@ -103,11 +73,9 @@ class StepRunner:
         self._idle_check = IdleCheck()
 
     async def run(self, job_id: int, step: Step) -> Outcome:
-        if step.kind == "s":
+        if step.kind is StepKind.SQL:
             return await self.run_sql(step)
-        if step.kind == "b":
-            return await self.run_batch(job_id, step)
-        return Outcome(False, -1, f"unknown step kind {step.kind!r} (expected 's' or 'b')")
+        return await self.run_batch(job_id, step)
 
     async def close(self) -> None:
         for conns in self._idle.values():

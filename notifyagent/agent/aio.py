@@ -1,0 +1,103 @@
+"""The few asyncio patterns the agent's parts share, written once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from notifyagent.core import backoff
+
+T = TypeVar("T")
+
+
+async def first_of(
+    aws: Iterable[Awaitable[Any]], seconds: float | None = None
+) -> set[asyncio.Future[Any]]:
+    """Wait until the first of ``aws`` is done, or ``seconds``; return those done.
+
+    Coroutines are wrapped in tasks that are cancelled when they lose; futures and tasks given
+    are left running (they belong to the caller)."""
+    created: list[asyncio.Future[Any]] = []
+    waiting: list[asyncio.Future[Any]] = []
+    for aw in aws:
+        if asyncio.isfuture(aw):
+            waiting.append(aw)
+        else:
+            wrapped = asyncio.ensure_future(aw)
+            created.append(wrapped)
+            waiting.append(wrapped)
+    try:
+        done, _ = await asyncio.wait(waiting, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for loser in created:
+            loser.cancel()
+    return done
+
+
+async def wait_event(event: asyncio.Event, seconds: float) -> bool:
+    """Wait for ``event`` at most ``seconds``; whether it is set."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    return event.is_set()
+
+
+class Background:
+    """Tasks nobody awaits (a statement abandoned after its time limit, a connection closing,
+    the old connections of a DSN change), kept referenced until done, awaited at shutdown."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Future[Any]] = set()
+
+    def add(self, aw: Awaitable[Any]) -> asyncio.Future[Any]:
+        task = asyncio.ensure_future(aw)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def wait(self, seconds: float) -> None:
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=seconds)
+
+    async def bounded(self, aw: Awaitable[T], seconds: float) -> T:
+        """``aw``'s result, or TimeoutError after ``seconds``. Not asyncio.timeout: cancelling
+        a query on a stalled link can itself stall, so the abandoned statement is cancelled
+        here in the background."""
+        task = asyncio.ensure_future(aw)
+        if not await first_of([task], seconds):
+            task.cancel()
+            self.add(task)
+            raise TimeoutError
+        return task.result()
+
+
+@dataclass
+class Backoff:
+    """Waits that double from ``first`` up to a cap, for retrying what failed."""
+
+    first: float = 0.1
+    delay: float = field(init=False)
+    #: waits taken since the last reset
+    waits: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        self.delay = self.first
+
+    def reset(self) -> None:
+        self.delay, self.waits = self.first, 0
+
+    async def wait(
+        self, cap: float, stop: asyncio.Event | None = None, at_most: float | None = None
+    ) -> None:
+        """Sleep the current delay (or ``at_most``, if shorter), or until ``stop`` is set;
+        then double the delay up to ``cap``."""
+        delay = self.delay if at_most is None else min(self.delay, at_most)
+        if stop is None:
+            await asyncio.sleep(delay)
+        else:
+            await wait_event(stop, delay)
+        self.delay = backoff.delay(self.delay, 1, cap)
+        self.waits += 1

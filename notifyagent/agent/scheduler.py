@@ -1,0 +1,350 @@
+"""The scheduler: owns the due-queue, the timetable and the running jobs.
+
+It refreshes what notifications said changed (everything after a (re)connect), claims due jobs
+up to the free concurrency slots, starts a run for each, and sleeps until the next deadline or
+the next notification. What to correct, queue or run next is decided in
+:mod:`notifyagent.core.decisions`; this module reads, writes and logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+import psycopg
+from loguru import logger
+
+from notifyagent.agent.aio import first_of, wait_event
+from notifyagent.agent.connections import Connections, schema_gone
+from notifyagent.agent.runner import JobRunner
+from notifyagent.core import events
+from notifyagent.core.config import Settings
+from notifyagent.core.decisions import (
+    AfterRun,
+    Known,
+    QueuePlan,
+    after_run,
+    locked_retry_delay,
+    plan_queue,
+    plan_refresh,
+)
+from notifyagent.core.events import Changes
+from notifyagent.core.model import ClaimedJob, JobState, RunStatus
+from notifyagent.core.policy import DEFAULT, Policy
+from notifyagent.core.queue import DueQueue
+from notifyagent.core.timetable import Origin, Stored, Timetable
+from notifyagent.obs.metrics import Metrics
+
+
+class Link(Protocol):
+    """The listener, as far as the scheduler is concerned."""
+
+    agent_id: int | None
+    connected: asyncio.Event
+
+    async def schema_lost(self, err: BaseException) -> None: ...
+
+
+@dataclass(frozen=True)
+class Run:
+    job: ClaimedJob
+    task: asyncio.Task[None]
+
+
+class Scheduler:
+    def __init__(
+        self,
+        settings: Callable[[], Settings],
+        connections: Callable[[], Connections],
+        link: Link,
+        runner: JobRunner,
+        metrics: Metrics,
+        stop: asyncio.Event,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        #: the local clock (seconds since the epoch)
+        self._wall = wall
+        self._connections = connections
+        self._link = link
+        self._runner = runner
+        self._metrics = metrics
+        self._stop = stop
+        self.queue = DueQueue()
+        #: the zone is the database's, set on every connect
+        self.timetable = Timetable(ZoneInfo("UTC"))
+        self.policies: dict[int, Policy] = {}
+        #: set once the due-queue was loaded from the database for the first time
+        self.ready = asyncio.Event()
+        self._changes = Changes()
+        self._wake = asyncio.Event()
+        self._running: dict[int, Run] = {}
+        #: Run now requested while the job was running: run again right after it
+        self._rerun: dict[int, datetime] = {}
+        #: failed attempts of jobs whose policy retries them
+        self._attempts: dict[int, int] = {}
+        #: the jobnextrun this agent last wrote itself (release, correction), per job
+        self._written: dict[int, Stored] = {}
+        self._locked_retries: dict[int, int] = {}
+        #: server clock minus local clock (seconds), measured with every job_states query
+        self._clock_offset = 0.0
+
+    # -- what the other parts tell -------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def notify(self, event: events.JobsChanged | events.PoliciesChanged | events.Resync) -> None:
+        self._changes.record(event)
+        self._wake.set()
+
+    def connected(self, tz: ZoneInfo) -> None:
+        """(Re)connected: read schedules in ``tz`` and reload everything."""
+        self.timetable.tz = tz
+        self._changes.resync = True
+        self._wake.set()
+
+    @property
+    def running(self) -> list[asyncio.Task[None]]:
+        return [r.task for r in self._running.values()]
+
+    def detach_runs(self) -> list[asyncio.Task[None]]:
+        """Let go of the runs (a DSN change to another database): they finish and are released
+        there, and no longer hold back this database's jobs of the same ids."""
+        tasks = self.running
+        self._running.clear()
+        self._rerun.clear()
+        self._attempts.clear()
+        return tasks
+
+    # -- what a finishing run asks ---------------------------------------------------------
+
+    def policy(self, job_id: int) -> Policy:
+        return self.policies.get(job_id, DEFAULT)
+
+    def server_now(self) -> datetime:
+        """The database server's clock, estimated from the last reading."""
+        return datetime.fromtimestamp(self._wall() + self._clock_offset, UTC)
+
+    def after_run(self, job: ClaimedJob, status: RunStatus) -> AfterRun:
+        nxt = after_run(
+            job.job_id,
+            status,
+            self.policy(job.job_id),
+            rerun=self._rerun.pop(job.job_id, None),
+            attempts=self._attempts.get(job.job_id, 0),
+            claimed_at=job.claimed_at,
+            timetable=self.timetable,
+            now=self.server_now(),
+        )
+        if nxt.attempts:
+            self._attempts[job.job_id] = nxt.attempts
+        else:
+            self._attempts.pop(job.job_id, None)
+        return nxt
+
+    def next_run(self, job_id: int) -> datetime | None:
+        """The schedule's next run of ``job_id`` from now."""
+        return self.timetable.next_run(job_id, self.server_now())
+
+    def released(self, job_id: int, value: Stored) -> None:
+        """We wrote ``value`` as the job's next run (its notification is ours)."""
+        self._written[job_id] = value
+
+    # -- the loop ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                if not self._link.connected.is_set():
+                    await first_of([self._link.connected.wait(), self._stop.wait()])
+                if self._stop.is_set():
+                    break
+                await self._refresh()
+                while await self._dispatch():
+                    pass
+            except (psycopg.Error, OSError) as err:
+                self._changes.resync = True
+                if schema_gone(err):
+                    await self._link.schema_lost(err)
+                    continue
+                logger.warning("scheduler: database error ({}); will resync", err)
+                await wait_event(self._stop, 0.2)
+                continue
+            timeout = self._settings().max_sleep
+            nxt = self.queue.next_deadline()
+            self._metrics.next_due.set(float("nan") if nxt is None else nxt - loop.time())
+            if nxt is not None and len(self._running) < self._settings().max_concurrency:
+                timeout = min(timeout, max(0.0, nxt - loop.time()))
+            await wait_event(self._wake, timeout)
+
+    async def _refresh(self) -> None:
+        """Bring the queue up to date: everything after a (re)connect, else the dirty jobs."""
+        store = self._connections().store
+        if self._changes.take_resync():
+            started = time.monotonic()
+            self.policies = await store.policies(None)
+            self.timetable.replace(await store.schedules(None), None)
+            states = await store.job_states(None)
+            await self._apply(states, {s.job_id: Origin.RESYNC for s in states}, full=True)
+            if not self.ready.is_set():
+                self.ready.set()
+                logger.info(
+                    "queue loaded: {} scheduled job(s) of {} in {:.0f} ms",
+                    len(self.queue),
+                    len(states),
+                    (time.monotonic() - started) * 1000,
+                )
+            else:
+                logger.info("resynced: {} scheduled job(s)", len(self.queue))
+        if self._changes.policies:
+            ids = self._changes.take_policies()
+            found = await store.policies(ids)
+            for job_id in ids:
+                self.policies.pop(job_id, None)
+            self.policies.update(found)
+            logger.debug("policies reloaded for job(s) {}", ids)
+        if self._changes.jobs:
+            dirty, notified, changed = self._changes.take_jobs()
+            if changed:
+                self.timetable.replace(await store.schedules(changed), changed)
+            states = await store.job_states(sorted(dirty))
+            await self._apply(states, dirty, full=False, notified=notified)
+
+    def _known(self) -> Known:
+        return Known(
+            self.timetable,
+            self.server_now(),
+            self._settings().station,
+            {j: r.job.due for j, r in self._running.items()},
+            self.policies,
+            self._written,
+        )
+
+    async def _apply(
+        self,
+        states: Sequence[JobState],
+        origins: dict[int, Origin],
+        *,
+        full: bool,
+        notified: dict[int, Stored] | None = None,
+    ) -> None:
+        """Correct next runs where the engine says so, then (re)queue the runnable jobs."""
+        if states:
+            self._clock_offset = states[0].server_now.timestamp() - self._wall()
+        known = self._known()
+        later = frozenset() if full else self._changes.explicit()
+        plan = plan_refresh(states, origins, known, notified=notified, later_explicit=later)
+        for job_id, name, at in plan.reruns:
+            logger.info(
+                "job {} ({}): Run now while it runs: it runs again when this run ends",
+                job_id,
+                name,
+            )
+            self._rerun[job_id] = at
+        for never in plan.never_fires:
+            logger.warning(
+                "job {} ({}): schedule(s) {} never fire (they name a date that does not "
+                "exist, e.g. 30 February): the job has no next run",
+                never.job_id,
+                never.name,
+                ", ".join(str(x) for x in never.schedule_ids),
+            )
+        corrected: dict[int, datetime | None] = {}
+        if plan.corrections:
+            done = await self._connections().store.correct_next_runs(
+                [(c.job_id, c.seen, c.value) for c in plan.corrections]
+            )
+            corrected = {c.job_id: c.value for c in plan.corrections if c.job_id in done}
+            self._written.update((j, Stored(v)) for j, v in corrected.items())
+            logger.debug("corrected the next run of {} job(s)", len(corrected))
+        self._requeue(plan_queue(states, origins, corrected, self._known()), known.now, full)
+
+    def _requeue(self, plan: QueuePlan, now: datetime, full: bool) -> None:
+        loop_now = asyncio.get_running_loop().time()
+        entries = {j: loop_now + max(0.0, (at - now).total_seconds()) for j, at in plan.due.items()}
+        if full:
+            self.queue.replace_all(entries.items())
+            return
+        for job_id, deadline in entries.items():
+            if self.queue.deadline(job_id) != deadline:
+                logger.debug(
+                    "queue: job {} due at {} (in {:.3f}s)",
+                    job_id,
+                    plan.due[job_id],
+                    deadline - loop_now,
+                )
+            self.queue.set(job_id, deadline)
+        for job_id in plan.remove:
+            if job_id in self.queue:
+                self.queue.discard(job_id)
+                self._locked_retries.pop(job_id, None)
+                logger.debug("queue: job {} removed", job_id)
+        for job_id in plan.gone:
+            self.timetable.forget(job_id)
+            self._written.pop(job_id, None)
+
+    # -- claims ----------------------------------------------------------------------------
+
+    async def _dispatch(self) -> bool:
+        """Claim due jobs for the free slots and start them; True if it should run again."""
+        settings, agent = self._settings(), self._link.agent_id
+        free = settings.max_concurrency - len(self._running)
+        if free <= 0 or self._stop.is_set() or agent is None:
+            return False
+        if not self._link.connected.is_set():  # e.g. a DSN change waiting for its listener
+            return False
+        loop = asyncio.get_running_loop()
+        ids = self.queue.pop_due(loop.time(), limit=free)
+        if not ids:
+            return False
+        began = loop.time()
+        conns = self._connections()
+        claimed = await conns.store.claim(ids, limit=free, station=settings.station, agent=agent)
+        logger.debug(
+            "claimed {} of {} due job(s) in {:.1f} ms",
+            len(claimed),
+            len(ids),
+            (loop.time() - began) * 1000,
+        )
+        for job in claimed:
+            self._start(job, conns)
+        leftover = sorted(set(ids) - {j.job_id for j in claimed})
+        if leftover:
+            await self._recheck(leftover)
+        return len(claimed) == len(ids)
+
+    def _start(self, job: ClaimedJob, conns: Connections) -> None:
+        self._locked_retries.pop(job.job_id, None)
+        task = asyncio.create_task(self._runner.run(job, conns, self), name=f"job-{job.job_id}")
+        self._running[job.job_id] = Run(job, task)
+        task.add_done_callback(lambda t: self._finished(job.job_id, t))
+
+    def _finished(self, job_id: int, task: asyncio.Task[None]) -> None:
+        run = self._running.get(job_id)
+        if run is not None and run.task is task:
+            del self._running[job_id]
+            self._changes.touch(job_id)
+        self._wake.set()
+
+    async def _recheck(self, ids: Sequence[int]) -> None:
+        """Jobs we tried and did not get: claimed elsewhere, not due after all (our clock ran
+        ahead), or locked by another session (then retry with a growing delay)."""
+        states = await self._connections().store.job_states(ids)
+        await self._apply(states, dict.fromkeys(ids, Origin.EXPLICIT), full=False)
+        now = asyncio.get_running_loop().time()
+        for job_id in ids:
+            deadline = self.queue.deadline(job_id)
+            if deadline is not None and deadline <= now:
+                n = self._locked_retries.get(job_id, 0)
+                self._locked_retries[job_id] = n + 1
+                delay = locked_retry_delay(n)
+                logger.debug("job {} is locked by another session; retry in {:.2f}s", job_id, delay)
+                self.queue.set(job_id, now + delay)

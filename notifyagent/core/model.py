@@ -1,0 +1,95 @@
+"""The agent's vocabulary: run statuses, step kinds and the rows it works with (pure).
+
+Statuses and kinds are the one-letter codes of the pgagent tables (their CHECK constraints
+allow nothing else), typed so that a typo is a type error rather than a silent mismatch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class RunStatus(StrEnum):
+    """``pga_joblog.jlgstatus`` of a run, ``pga_jobsteplog.jslstatus`` of a step, and a step's
+    on-error rule (``jstonerror``: the status a failed step is given)."""
+
+    RUNNING = "r"
+    SUCCEEDED = "s"
+    FAILED = "f"
+    #: a run: internal failure (a step vanished before it ran); a step: a failure ignored
+    INTERNAL = "i"
+    ABORTED = "d"
+
+
+class StepKind(StrEnum):
+    """``pga_jobstep.jstkind``."""
+
+    SQL = "s"
+    BATCH = "b"
+
+
+@dataclass(frozen=True)
+class Step:
+    id: int
+    name: str
+    kind: StepKind
+    code: str
+    connstr: str
+    dbname: str
+    onerror: RunStatus
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Step:
+        return cls(
+            id=int(d["id"]),
+            name=str(d["name"]),
+            kind=StepKind(d["kind"]),
+            code=str(d["code"]),
+            connstr=str(d["connstr"] or ""),
+            dbname=str(d["dbname"] or ""),
+            onerror=RunStatus(d["onerror"] or RunStatus.FAILED),
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one step did: pgAgent's ``jslresult`` and ``jsloutput``."""
+
+    ok: bool
+    result: int
+    output: str
+
+
+@dataclass(frozen=True)
+class JobState:
+    """What the due-queue needs to know about one pga_job row."""
+
+    job_id: int
+    name: str
+    enabled: bool
+    host_agent: str
+    agent_id: int | None
+    #: NULL (None) or a time; 'infinity' is None with ``never`` set
+    next_run: datetime | None
+    never: bool
+    #: the server's clock when the row was read (due-ness is decided on that clock)
+    server_now: datetime
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    job_id: int
+    name: str
+    jlgid: int
+    #: seconds from its due time to the claim
+    lag: float
+    steps: tuple[Step, ...]
+    #: the log row of the first step, written by the claim itself (None: no steps)
+    first_jslid: int | None
+    #: jobnextrun when it was claimed (the due time of this run)
+    due: datetime
+    #: the claim's transaction time (joblastrun)
+    claimed_at: datetime

@@ -1,0 +1,119 @@
+"""The ports through which the agent reaches the outside: the pgagent tables and step execution.
+
+:class:`notifyagent.db.store.PgStore` implements :class:`Store` on PostgreSQL;
+:class:`notifyagent.testing.MemoryStore` implements it in memory for tests, and
+``tests/integration/test_store_conformance.py`` keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from notifyagent.core.model import ClaimedJob, JobState, Outcome, RunStatus, Step
+from notifyagent.core.policy import Policy
+from notifyagent.core.schedule import Schedule
+
+#: (job id, the next run seen, the next run to write)
+NextRunCorrection = tuple[int, datetime | None, datetime | None]
+
+
+@dataclass(frozen=True)
+class Reaped:
+    """What the cleanup after one dead agent did."""
+
+    station: str | None
+    runs: int
+    steps: int
+    jobs: int
+
+
+class Store(Protocol):
+    """Every read and write the agent makes to the pgagent tables."""
+
+    #: sessions of this store: notifications they cause are our own writes
+    pids: set[int]
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def check(self) -> None:
+        """Replace connections that died (after the listener saw the server go away)."""
+
+    async def job_states(self, ids: Sequence[int] | None) -> list[JobState]:
+        """The rows of some jobs (all when ``ids`` is None)."""
+        ...
+
+    async def schedules(self, ids: Sequence[int] | None) -> list[Schedule]:
+        """The valid schedules (with exceptions) of some jobs (of all when ``ids`` is None)."""
+        ...
+
+    async def policies(self, ids: Sequence[int] | None) -> dict[int, Policy]: ...
+
+    async def correct_next_runs(self, corrections: Sequence[NextRunCorrection]) -> set[int]:
+        """Write next runs of jobs nobody runs whose row still holds the value seen; returns
+        the jobs updated. A new value None is stored as NULL without a recompute."""
+        ...
+
+    async def claim(
+        self, ids: Sequence[int], *, limit: int, station: str, agent: int
+    ) -> list[ClaimedJob]:
+        """Claim up to ``limit`` of ``ids`` that are due, enabled, unclaimed, allowed on
+        ``station`` and not locked; start their run logs and first step logs."""
+        ...
+
+    async def step_start(self, jlgid: int, step_id: int) -> int | None:
+        """The new step log id, or None when the step no longer exists."""
+        ...
+
+    async def step_finish(self, jslid: int, status: RunStatus, outcome: Outcome) -> bool:
+        """Whether the step log was still running (and is now finished)."""
+        ...
+
+    async def release(
+        self,
+        job: ClaimedJob,
+        status: RunStatus,
+        agent: int,
+        next_run: datetime | None,
+        *,
+        recompute: bool = False,
+    ) -> bool:
+        """Finish the run log and hand the job back with ``next_run``; False when ``agent`` no
+        longer holds the job. ``recompute``: the extension computes the next run."""
+        ...
+
+    async def release_without_recompute(
+        self, job: ClaimedJob, status: RunStatus, agent: int
+    ) -> bool:
+        """The fallback when the next run cannot be computed: stored as 'infinity'."""
+        ...
+
+    async def liveness(self, ping: str) -> list[int]:
+        """Send ``ping`` through the notification channel; the dead agents' ids."""
+        ...
+
+    async def reap_zombie(self, pid: int) -> Reaped:
+        """Abort the runs of a dead agent, release its jobs, delete its row."""
+        ...
+
+    async def prune_history(self, days: float | None, keep: int | None) -> int | None:
+        """Delete finished runs older than ``days`` or beyond the newest ``keep`` per job;
+        None when another agent is doing it."""
+        ...
+
+    async def unregister(self, agent: int) -> None: ...
+
+
+class Steps(Protocol):
+    """Runs job steps (SQL on connections of its own, batch scripts in subprocesses)."""
+
+    max_output: int
+    batch_steps: bool
+
+    async def run(self, job_id: int, step: Step) -> Outcome: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,170 @@
+"""Scheduling behaviour of the real scheduler and runner on the in-memory store, in fake time:
+minutes of schedules pass in milliseconds, and every time asserted is exact."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+
+from notifyagent.core.model import RunStatus
+from notifyagent.core.policy import Catchup, Overlap, Policy
+from notifyagent.core.schedule import Schedule, schedule_from_arrays
+from notifyagent.testing import FakeClock, MemoryAgent, MemoryStore, steps
+
+START = dt.datetime(2030, 1, 1, 10, 0, 30, tzinfo=dt.UTC)
+S, F, D = RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.ABORTED
+
+
+def every(job_id: int, minutes: range | tuple[int, ...] = tuple(range(60))) -> Schedule:
+    return schedule_from_arrays(
+        job_id,
+        job_id,
+        START - dt.timedelta(days=1),
+        None,
+        [m in minutes for m in range(60)],
+        [False] * 24,
+        [False] * 7,
+        [False] * 32,
+        [False] * 12,
+    )
+
+
+Scenario = Callable[[MemoryStore, FakeClock], Coroutine[Any, Any, None]]
+
+
+def play(scenario: Scenario) -> None:
+    clock = FakeClock(START)
+    store = MemoryStore(clock.now)
+    clock.run(scenario(store, clock))
+
+
+def at(minute: int, second: float = 0) -> dt.datetime:
+    return START.replace(minute=minute, second=0) + dt.timedelta(seconds=second)
+
+
+def starts(store: MemoryStore, job_id: int) -> list[dt.datetime]:
+    return [r.start for r in store.runs(job_id)]
+
+
+async def until(clock: FakeClock, when: dt.datetime) -> None:
+    await asyncio.sleep((when - clock.now()).total_seconds())
+
+
+def test_run_now_during_a_run_runs_again_right_after() -> None:
+    async def scenario(store: MemoryStore, clock: FakeClock) -> None:
+        job = store.add_job("long", steps("sleep 10"))
+        async with MemoryAgent(store, clock):
+            store.run_now(job)
+            await asyncio.sleep(2)
+            store.run_now(job)  # while it runs
+            await asyncio.sleep(30)
+        assert store.statuses(job) == [S, S]
+        first, second = store.runs(job)
+        assert second.start == first.start + dt.timedelta(seconds=10)
+
+    play(scenario)
+
+
+@pytest.mark.parametrize(
+    ("overlap", "second"), [(Overlap.SKIP, at(3)), (Overlap.QUEUE_ONE, at(2, 30))]
+)
+def test_a_run_due_while_running_is_skipped_or_queued(
+    overlap: Overlap, second: dt.datetime
+) -> None:
+    async def scenario(store: MemoryStore, clock: FakeClock) -> None:
+        job = store.add_job("slow", steps("sleep 90"))
+        store.set_policy(job, Policy(overlap=overlap))
+        store.set_schedules(job, [every(job)])
+        async with MemoryAgent(store, clock):
+            await until(clock, at(3, 30))
+        assert starts(store, job)[:2] == [at(1), second]
+
+    play(scenario)
+
+
+def test_failures_are_retried_with_a_doubling_delay() -> None:
+    async def scenario(store: MemoryStore, clock: FakeClock) -> None:
+        job = store.add_job("flaky", steps("sleep 1; fail"))
+        store.set_policy(job, Policy(retries=2, retry_delay=dt.timedelta(seconds=10)))
+        async with MemoryAgent(store, clock):
+            store.run_now(job)
+            await asyncio.sleep(60)
+        assert store.statuses(job) == [F, F, F]
+        first = starts(store, job)[0]
+        offsets = [(s - first).total_seconds() for s in starts(store, job)]
+        assert offsets == [0, 11, 32]  # each run takes 1 s, then waits 10 s, then 20 s
+        assert store.snapshot(job).next_run is None  # no schedule: no further run
+
+    play(scenario)
+
+
+def test_a_locked_row_is_claimed_soon_after_the_lock_goes() -> None:
+    async def scenario(store: MemoryStore, clock: FakeClock) -> None:
+        job = store.add_job("locked", steps("ok"))
+        store.t.locked.add(job)
+        async with MemoryAgent(store, clock):
+            store.run_now(job)
+            await asyncio.sleep(1)
+            assert store.runs(job) == []
+            store.t.locked.discard(job)
+            unlocked = clock.now()
+            await asyncio.sleep(5)
+        (run,) = store.runs(job)
+        # the retries grow to at most 2 s between claims
+        assert unlocked < run.start <= unlocked + dt.timedelta(seconds=2)
+
+    play(scenario)
+
+
+@pytest.mark.parametrize(("catchup", "ran"), [(Catchup.ONCE, True), (Catchup.SKIP, False)])
+def test_a_time_missed_while_no_agent_ran(catchup: Catchup, ran: bool) -> None:
+    async def scenario(store: MemoryStore, clock: FakeClock) -> None:
+        job = store.add_job("hourly", steps("ok"))
+        store.set_policy(job, Policy(catchup=catchup))
+        store.set_schedules(job, [every(job, (15,))])
+        store.t.jobs[job].next_run = at(0) - dt.timedelta(minutes=45)  # 09:15, missed
+        async with MemoryAgent(store, clock):
+            await asyncio.sleep(1)
+        assert bool(store.runs(job)) is ran
+        assert store.snapshot(job).next_run == at(15)
+
+    play(scenario)
+
+
+def test_an_explicit_next_run_is_honoured_and_a_recomputed_one_corrected() -> None:
+    async def scenario(store: MemoryStore, clock: FakeClock) -> None:
+        explicit = store.add_job("explicit", steps("ok"))
+        computed = store.add_job("computed", steps("ok"))
+        for job in (explicit, computed):
+            store.set_schedules(job, [every(job, (15,))])
+        async with MemoryAgent(store, clock):
+            store.set_next_run(explicit, at(5))
+            store.set_next_run(computed, at(5), recomputed=True)
+            await until(clock, at(6))
+            assert starts(store, explicit) == [at(5)]
+            assert starts(store, computed) == []
+            assert store.snapshot(computed).next_run == at(15)
+
+    play(scenario)
+
+
+def test_a_stop_lets_short_runs_finish_and_aborts_long_ones() -> None:
+    async def scenario(store: MemoryStore, clock: FakeClock) -> None:
+        short = store.add_job("short", steps("sleep 2"))
+        long = store.add_job("long", steps("sleep 100"))
+        agent = MemoryAgent(store, clock)
+        async with agent:
+            store.run_now(short)
+            store.run_now(long)
+            await asyncio.sleep(1)
+            await agent.drain(5)
+            assert clock.now() == START + dt.timedelta(seconds=6)
+        assert (store.statuses(short), store.statuses(long)) == ([S], [D])
+        assert store.snapshot(long).agent_id is None
+        assert [s.status for s in store.t.step_logs.values()] == [S, D]
+
+    play(scenario)
