@@ -6,7 +6,7 @@ from typing import Any
 
 from notifyagent import db
 from notifyagent.commands.common import as_json, cell, fetch, find_job
-from notifyagent.core.status import label
+from notifyagent.core.model import status_label as label
 
 
 def render_runs(runs: list[dict[str, Any]], steps: list[dict[str, Any]]) -> str:

@@ -10,7 +10,8 @@ from typing import Any
 from notifyagent import db
 from notifyagent.commands.common import as_json, fetch, find_job
 from notifyagent.commands.history import render_runs
-from notifyagent.core.status import Status, label
+from notifyagent.core.model import RunStatus
+from notifyagent.core.model import status_label as label
 from notifyagent.errors import ConfigError, NotifyAgentError
 
 
@@ -41,7 +42,7 @@ async def run(
         print(as_json({"job": {"id": jobid, "name": name}, "run": {**ended, "steps": steps}}))
     else:
         print(f"{what}\n{render_runs([ended], steps)}")
-    if ended["jlgstatus"] != Status.SUCCESS:
+    if ended["jlgstatus"] != RunStatus.SUCCEEDED:
         raise RunFailed(f"{what} ended {label(ended['jlgstatus'])}")
     return 0
 
@@ -54,7 +55,7 @@ async def _follow(
     seen_running = False
     while True:
         runs = await fetch(conn, "runs", jobid=jobid, after=after, limit=1)
-        if runs and runs[0]["jlgstatus"] != Status.RUNNING:
+        if runs and runs[0]["jlgstatus"] != RunStatus.RUNNING:
             return runs[0]
         now = time.monotonic()
         if runs and not seen_running:

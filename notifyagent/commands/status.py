@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from notifyagent import db
 from notifyagent.commands.common import as_json, fetch, table
-from notifyagent.core.status import label
+from notifyagent.core.model import status_label as label
 
 
 async def status(dsn: str, json_output: bool) -> int:

@@ -24,6 +24,27 @@ class RunStatus(StrEnum):
     ABORTED = "d"
 
 
+#: the words people read in tables and messages
+_LABELS = {
+    RunStatus.RUNNING: "running",
+    RunStatus.SUCCEEDED: "success",
+    RunStatus.FAILED: "failed",
+    RunStatus.INTERNAL: "internal error",
+    RunStatus.ABORTED: "aborted",
+}
+
+
+def status_label(code: str | None) -> str | None:
+    """The word for a stored status letter; ``None`` and unknown letters (rows made by hand)
+    as they are."""
+    if code is None:
+        return None
+    try:
+        return _LABELS[RunStatus(code)]
+    except ValueError:
+        return code
+
+
 class StepKind(StrEnum):
     """``pga_jobstep.jstkind``."""
 

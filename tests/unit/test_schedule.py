@@ -817,15 +817,17 @@ def _cases(draw: st.DrawFn) -> tuple[Schedule, dt.datetime, ZoneInfo]:
 
 
 WINDOW = 240  # minutes checked by brute force after now
-
-
-@settings(
+#: the same 40 derandomised cases for every brute-force property
+BRUTE_FORCE = settings(
     max_examples=40,
     deadline=None,
     database=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
+
+
+@BRUTE_FORCE
 @given(_cases())
 def test_property_matches_brute_force(case: tuple[Schedule, dt.datetime, ZoneInfo]) -> None:
     """Every run in the window, in order, and none between them (checked minute by minute)."""
@@ -846,13 +848,7 @@ def test_property_matches_brute_force(case: tuple[Schedule, dt.datetime, ZoneInf
     assert reference.first_run(lower, horizon) == (expected[0] if expected else None)
 
 
-@settings(
-    max_examples=40,
-    deadline=None,
-    database=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+@BRUTE_FORCE
 @given(_cases())
 def test_reference_shortcut_matches_the_minute_walk(
     case: tuple[Schedule, dt.datetime, ZoneInfo],
