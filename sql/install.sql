@@ -10,7 +10,7 @@ CREATE SCHEMA IF NOT EXISTS notifyagent;
 COMMENT ON SCHEMA notifyagent IS 'notifyagent: change notifications and safety triggers for the pgagent schema';
 
 CREATE OR REPLACE FUNCTION notifyagent.version() RETURNS int
-LANGUAGE sql IMMUTABLE AS 'SELECT 3';
+LANGUAGE sql IMMUTABLE AS 'SELECT 4';
 
 -- Per-job policies: what pgAgent cannot express. A job without a row behaves like pgAgent.
 -- Rows go with their job (ON DELETE CASCADE), so pgAdmin's job deletion keeps working.
@@ -112,6 +112,13 @@ BEGIN
     kind := 'recompute';
     PERFORM set_config('notifyagent.recomputed', '', true);
   END IF;
+  IF pg_trigger_depth() > coalesce(
+       nullif(current_setting('notifyagent.schedule_statement', true), '')::int, 2147483647) THEN
+    -- the extension's schedule or exception trigger recomputing jobnextrun: that statement's
+    -- own trigger names these jobs with their final value once all its rows are done; a
+    -- notification per row now would let the agent recompute with schedules not yet read
+    RETURN NULL;
+  END IF;
   IF TG_OP = 'INSERT' THEN
     PERFORM notifyagent.notify_jobs(kind, ARRAY(SELECT jobid FROM new_rows ORDER BY 1));
   ELSIF TG_OP = 'DELETE' THEN
@@ -135,11 +142,32 @@ BEGIN
   RETURN NULL;
 END $$;
 
+-- A schedule or exception statement is under way (at this trigger depth): the jobnextrun
+-- updates the extension's row triggers make meanwhile, one level deeper, are reported once, by
+-- the statement's own trigger below. Statements at this depth or above still notify.
+CREATE OR REPLACE FUNCTION notifyagent.schedule_statement() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  -- the outermost such statement counts (deleting a schedule cascades to its exceptions)
+  IF coalesce(nullif(current_setting('notifyagent.schedule_statement', true), '')::int,
+              2147483647) > pg_trigger_depth() THEN
+    PERFORM set_config('notifyagent.schedule_statement', pg_trigger_depth()::text, true);
+  END IF;
+  RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION notifyagent.schedule_statement_done() RETURNS void
+LANGUAGE sql AS $$
+  SELECT set_config('notifyagent.schedule_statement', '', true)
+   WHERE current_setting('notifyagent.schedule_statement', true) = pg_trigger_depth()::text
+$$;
+
 -- Schedule and exception changes name each job's jobnextrun after the extension's row triggers
 -- (AFTER ROW, fired before these statement triggers) recomputed it.
 CREATE OR REPLACE FUNCTION notifyagent.schedule_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+  PERFORM notifyagent.schedule_statement_done();
   IF TG_OP = 'INSERT' THEN
     PERFORM notifyagent.notify_current_next_runs('schedule', ARRAY(SELECT jscjobid FROM new_rows));
   ELSIF TG_OP = 'DELETE' THEN
@@ -156,6 +184,7 @@ END $$;
 CREATE OR REPLACE FUNCTION notifyagent.exception_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+  PERFORM notifyagent.schedule_statement_done();
   IF TG_OP = 'INSERT' THEN
     PERFORM notifyagent.notify_current_next_runs('exception', ARRAY(
       SELECT s.jscjobid FROM new_rows e JOIN pgagent.pga_schedule s ON s.jscid = e.jexscid));
@@ -291,6 +320,10 @@ CREATE OR REPLACE TRIGGER notifyagent_schedule_no_nulls BEFORE INSERT OR UPDATE 
                      OR array_position(NEW.jscmonthdays, NULL) IS NOT NULL
                      OR array_position(NEW.jscmonths, NULL) IS NOT NULL)
   EXECUTE FUNCTION notifyagent.schedule_without_nulls();
+CREATE OR REPLACE TRIGGER notifyagent_schedule_statement BEFORE INSERT OR UPDATE OR DELETE
+  ON pgagent.pga_schedule FOR EACH STATEMENT EXECUTE FUNCTION notifyagent.schedule_statement();
+CREATE OR REPLACE TRIGGER notifyagent_exception_statement BEFORE INSERT OR UPDATE OR DELETE
+  ON pgagent.pga_exception FOR EACH STATEMENT EXECUTE FUNCTION notifyagent.schedule_statement();
 CREATE OR REPLACE TRIGGER notifyagent_schedule_insert AFTER INSERT ON pgagent.pga_schedule
   REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION notifyagent.schedule_changed();
 CREATE OR REPLACE TRIGGER notifyagent_schedule_update AFTER UPDATE ON pgagent.pga_schedule

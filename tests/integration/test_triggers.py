@@ -80,9 +80,8 @@ def test_job_changes_notify_with_job_ids(db: Database) -> None:
             "VALUES (%s, 's', array_fill(true, ARRAY[60]))",
             (jobid,),
         )
-        got = payloads(conn)
-        assert f"schedule:{jobid}" in got
-        assert f"recompute:{jobid}" in got  # the extension's trigger recomputed jobnextrun
+        # the extension's trigger recomputed jobnextrun: one notification, with the final value
+        assert payloads(conn) == [f"schedule:{jobid}"]
         # enabling a job recomputes too; an explicit value (Run now) is a plain "job" change
         db.execute("UPDATE pgagent.pga_job SET jobenabled = false")
         assert payloads(conn) == [f"job:{jobid}"]
@@ -114,6 +113,31 @@ def test_bulk_change_sends_few_small_notifications(db: Database) -> None:
         assert len(ids) == 10000
         db.execute("TRUNCATE pgagent.pga_job CASCADE")
         assert "resync" in payloads(conn)
+
+
+def test_a_bulk_schedule_change_is_reported_once_with_the_final_values(db: Database) -> None:
+    """The extension recomputes jobnextrun row by row inside a schedule statement; only the
+    statement's own notifications go out, so the agent never recomputes a job before it has
+    read the job's new schedules (it would write a next run from the old ones)."""
+    install(db)
+    db.execute(
+        "INSERT INTO pgagent.pga_job (jobjclid, jobname) "
+        "SELECT 1, 'bulk' || g FROM generate_series(1, 600) g"
+    )
+    db.execute(
+        "INSERT INTO pgagent.pga_schedule (jscjobid, jscname, jscminutes) "
+        "SELECT jobid, 's', array_fill(true, ARRAY[60]) FROM pgagent.pga_job"
+    )
+    with listen(db) as conn:
+        db.execute("UPDATE pgagent.pga_schedule SET jschours[4] = true")
+        got = payloads(conn)
+        assert {p.partition(":")[0] for p in got} == {"schedule"}
+        assert len({x for p in got for x in p.partition(":")[2].split(",")}) == 600
+        # a job change after the schedule statement, in the same transaction, still notifies
+        with psycopg.connect(db.dsn) as tx:
+            tx.execute("UPDATE pgagent.pga_schedule SET jschours[5] = true WHERE jscid = 1")
+            tx.execute("UPDATE pgagent.pga_job SET jobenabled = false WHERE jobid = 2")
+        assert sorted(p.partition(":")[0] for p in payloads(conn)) == ["job", "schedule"]
 
 
 def test_pgadmin_xmin_lookup_still_finds_the_new_job(db: Database) -> None:
