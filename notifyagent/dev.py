@@ -19,6 +19,7 @@ import watchfiles
 from loguru import logger
 
 from notifyagent import conninfo
+from notifyagent import pgadmin as pga
 from notifyagent.agent import Agent
 from notifyagent.cluster import Cluster
 from notifyagent.config import Settings
@@ -65,12 +66,16 @@ async def run_dev(
     reload: Callable[[], Settings],
     jobs: Path | None,
     config_file: Path | None,
+    pgadmin: bool = False,
 ) -> int:
     jobs = jobs or EXAMPLE_JOBS
     if not jobs.exists():
         raise NotifyAgentError(f"{jobs}: jobs file not found")
+    if pgadmin:  # installed on first use, before anything starts
+        script = await asyncio.to_thread(pga.ensure_installed, None, logger.info)
     with contextlib.ExitStack() as stack:
-        prune = False
+        prune = throwaway = False
+        ui_dsn = settings.dsn
         if not settings.dsn:
             logger.info("starting a throwaway PostgreSQL cluster with the pgagent extension")
             cluster = stack.enter_context(Cluster())
@@ -78,7 +83,9 @@ async def run_dev(
             with psycopg.connect(dsn, autocommit=True) as conn:
                 conn.execute("CREATE EXTENSION pgagent")
             settings = Settings(**{**settings.__dict__, "dsn": dsn})
-            prune = True  # the throwaway database holds exactly the file's jobs
+            throwaway = True
+            ui_dsn = cluster.tcp_dsn()  # pgAdmin saves its password: no prompt
+            prune = not pgadmin  # the file's jobs only, unless pgAdmin may make others
             logger.info("embedded PostgreSQL ready: dsn {}", dsn)
 
             read_settings = reload
@@ -96,6 +103,10 @@ async def run_dev(
         if server.done():
             return await server
         await _apply(dsn, jobs, prune)
+        if pgadmin:
+            ui = await asyncio.to_thread(pga.serve_database, script, ui_dsn, "notifyagent dev")
+            stack.callback(ui.stop)
+            logger.info("pgAdmin 4 (desktop mode): open {}", ui.url)
         logger.info(
             "dev mode: serving the jobs of {}; edit and save it to apply, Ctrl-C to stop "
             "(database {})",
@@ -119,5 +130,5 @@ async def run_dev(
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
-            if prune:
+            if throwaway:
                 logger.info("removing the throwaway cluster")

@@ -101,19 +101,23 @@ def ensure_installed(venv: Path | None = None, say: Callable[[str], None] = prin
             return script
         say(f"installing pgAdmin 4 {PGADMIN_VERSION} from PyPI into {venv} (once, ~1 minute)")
         shutil.rmtree(venv, ignore_errors=True)
-        steps = (
-            [sys.executable, "-m", "venv", str(venv)],
-            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
-             "--disable-pip-version-check", f"pgadmin4=={PGADMIN_VERSION}"],
-        )  # fmt: skip
-        for cmd in steps:
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
+        steps = {
+            "python -m venv": [sys.executable, "-m", "venv", str(venv)],
+            f"pip install pgadmin4=={PGADMIN_VERSION}": [
+                *pip,
+                "--disable-pip-version-check",
+                f"pgadmin4=={PGADMIN_VERSION}",
+            ],
+        }
+        for what, cmd in steps.items():
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 shutil.rmtree(venv, ignore_errors=True)
                 tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
                 raise PgAdminError(
-                    f"could not install pgAdmin 4 {PGADMIN_VERSION} into {venv}: "
-                    f"{' '.join(cmd[-2:])} exited {proc.returncode} (is PyPI reachable?)\n{tail}"
+                    f"could not install pgAdmin 4 {PGADMIN_VERSION} into {venv}: {what} "
+                    f"exited {proc.returncode} (is PyPI reachable?)\n{tail}"
                 )
         (venv / _COMPLETE).write_text(PGADMIN_VERSION + "\n")
     script = installed_script(venv)
@@ -149,7 +153,7 @@ class PgAdminClient:
     ) -> tuple[int, Any]:
         """One call as the page makes it (JSON body, CSRF header): the status and the JSON
         answer (the raw text when it is not JSON)."""
-        req = urllib.request.Request(
+        req = urllib.request.Request(  # noqa: S310 (http://127.0.0.1:<port>, built here)
             self.base_url + path,
             method=method,
             data=None if body is None else json.dumps(body).encode(),
@@ -267,7 +271,8 @@ class PgAdmin:
 
     def _answers(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.base_url}/misc/ping?key={self.key}", timeout=5):
+            ping = f"{self.base_url}/misc/ping?key={self.key}"
+            with urllib.request.urlopen(ping, timeout=5):  # noqa: S310 (loopback http)
                 return True
         except OSError:
             return False
@@ -309,6 +314,20 @@ class PgAdmin:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def serve_database(script: Path, dsn: str, name: str) -> PgAdmin:
+    """``notifyagent dev --pgadmin``: pgAdmin started, with ``dsn``'s server registered
+    (its database as maintenance database, so pgAdmin shows its pgAgent jobs) and
+    connected. The caller stops it."""
+    running = PgAdmin(script).start()
+    try:
+        api = running.client()
+        api.register_server(name, dsn)
+    except BaseException:
+        running.stop()
+        raise
+    return running
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,7 @@ import contextlib
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
 import pytest
 
 from notifyagent.pgadmin import PgAdmin, PgAdminClient, installed_script
@@ -33,7 +34,7 @@ LOGS: dict[str, Callable[[], str]] = {}
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
+def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if report.failed:

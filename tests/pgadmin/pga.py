@@ -108,6 +108,7 @@ class PgAgentNode:
     sid: int
 
     def url(self, node: str, operation: str, *ids: int) -> str:
+        """A route; a collection's (no object id) ends with '/', as pgAdmin builds it."""
         tail = "/".join(str(i) for i in ids)
         return f"/browser/{node}/{operation}/1/{self.sid}/{tail}"
 
@@ -156,7 +157,7 @@ class PgAgentNode:
 
     # -- steps and schedules (tree nodes under the job) -----------------------------------
     def create_step(self, jid: int, body: Any) -> Any:
-        return self.api.call("POST", self.url("pga_jobstep", "obj", jid), body)["node"]
+        return self.api.call("POST", self.url("pga_jobstep", "obj", jid) + "/", body)["node"]
 
     def step(self, jid: int, jstid: int) -> dict[str, Any]:
         props: dict[str, Any] = self.api.call("GET", self.url("pga_jobstep", "obj", jid, jstid))
@@ -176,7 +177,7 @@ class PgAgentNode:
         return rows
 
     def create_schedule(self, jid: int, body: Any) -> Any:
-        return self.api.call("POST", self.url("pga_schedule", "obj", jid), body)["node"]
+        return self.api.call("POST", self.url("pga_schedule", "obj", jid) + "/", body)["node"]
 
     def schedule(self, jid: int, jscid: int) -> dict[str, Any]:
         url = self.url("pga_schedule", "obj", jid, jscid)

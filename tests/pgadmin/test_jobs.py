@@ -229,8 +229,8 @@ def test_next_run_of_last_day_and_31st_schedules(stage: Stage) -> None:
     april_like = now.replace(year=year + (month - 1) // 12, month=(month - 1) % 12 + 1, day=15,
                              hour=0, minute=0, second=0, microsecond=0)  # fmt: skip
     expected = (april_like.replace(day=1) + timedelta(days=40)).replace(day=31)
-    body = pga.job("the_31st", [tick_step(stage, "31st")],
-                   [pga.schedule("the_31st", april_like, minutes=[0], hours=[0], monthdays=[31])])  # fmt: skip
+    the_31st = pga.schedule("the_31st", april_like, minutes=[0], hours=[0], monthdays=[31])
+    body = pga.job("the_31st", [tick_step(stage, "31st")], [the_31st])
     if stage.kind == "pgagent":
         status, answer = stage.api.request("POST", stage.url("pga_job", "obj"), body)
         assert status == 500, answer

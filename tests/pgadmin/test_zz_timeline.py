@@ -78,7 +78,8 @@ def test_scheduled_runs_at_the_right_times(stage: Stage, timeline: Timeline) -> 
     assert shown == REPEAT_OUTCOME
     assert props["jlgstatus"] == "s"
     last = pg_time(props["joblastrun"])
-    assert last is not None and m1 <= last <= started(run)
+    assert last is not None
+    assert m1 <= last <= started(run)
     assert pg_time(props["jobnextrun"]) == m0 + timedelta(days=1)
     # no run of any timeline job is still going or stuck
     assert stage.db.value("SELECT count(*) FROM pgagent.pga_joblog WHERE jlgstatus = 'r' "

@@ -60,7 +60,7 @@ class Timeline:
 
     def _make(self, stage: Stage, start: datetime) -> tuple[dict[str, int], dict[str, Any]]:
         m0, m1, db = self.m0, self.m1, stage.db.name
-        both = {"minutes": (m0.minute, m1.minute), "hours": (m0.hour,)}
+        minutes, hour = (m0.minute, m1.minute), [m0.hour]
         steps = [
             pga.sql_step("a_count", "SELECT g FROM generate_series(1, 3) g", db),
             pga.sql_step("b_remote_fails", "SELECT 1/0", db, "s", stage.remote("tl_repeat")),
@@ -71,15 +71,12 @@ class Timeline:
         one = [pga.sql_step("only", "INSERT INTO public.tick(label) VALUES ('timeline')", db)]
         ids: dict[str, int] = {}
         seen: dict[str, Any] = {}
-        ids["repeat"] = stage.create_job(
-            pga.job("tl_repeat", steps, [pga.schedule("m0_m1", start, **both, exceptions=skip_m0)])
-        )["_id"]
+        twice = pga.schedule("m0_m1", start, minutes=minutes, hours=hour, exceptions=skip_m0)
+        ids["repeat"] = stage.create_job(pga.job("tl_repeat", steps, [twice]))["_id"]
         seen["repeat_next"] = stage.job(ids["repeat"])["jobnextrun"]
 
-        ids["moved"] = stage.create_job(
-            pga.job("tl_moved", one, [pga.schedule("at_m0", start, minutes=[m0.minute],
-                                                   hours=[m0.hour])])
-        )["_id"]  # fmt: skip
+        at_m0 = pga.schedule("at_m0", start, minutes=[m0.minute], hours=hour)
+        ids["moved"] = stage.create_job(pga.job("tl_moved", one, [at_m0]))["_id"]
         props = stage.job(ids["moved"])
         seen["moved_before"] = props["jobnextrun"]
         jscid = props["jschedules"][0]["jscid"]
@@ -88,9 +85,8 @@ class Timeline:
         )
         seen["moved_after"] = stage.job(ids["moved"])["jobnextrun"]
 
-        ids["disabled"] = stage.create_job(
-            pga.job("tl_disabled", one, [pga.schedule("m0_m1", start, **both)])
-        )["_id"]
+        both = pga.schedule("m0_m1", start, minutes=minutes, hours=hour)
+        ids["disabled"] = stage.create_job(pga.job("tl_disabled", one, [both]))["_id"]
         seen["disabled_before"] = stage.job(ids["disabled"])["jobnextrun"]
         seen["disabled_node"] = stage.update_job(ids["disabled"], {"jobenabled": False})
         seen["disabled_after"] = stage.job(ids["disabled"])["jobnextrun"]
