@@ -29,6 +29,8 @@ from tests.pgadmin.pga import Stage
 from tests.pgadmin.timeline import Timeline
 
 KINDS = ("notifyagent", "pgagent")
+#: kind -> the server's name in pgAdmin's Object Explorer
+SERVER_NAMES = {"notifyagent": "notifyagent", "pgagent": "pgAgent (C++)"}
 #: name -> the end of a log, attached to the report of every failing test of the tier
 LOGS: dict[str, Callable[[], str]] = {}
 
@@ -84,7 +86,9 @@ def stages(tier_server: Server, pgadmin_api: PgAdminClient) -> Iterator[dict[str
         out: dict[str, Stage] = {}
         for kind in KINDS:
             db = stack.enter_context(contextmanager(new_database)(tier_server, f"pga_{kind}"))
-            sid = pgadmin_api.register_server(kind, tier_server.cluster.tcp_dsn(db.name))
+            sid = pgadmin_api.register_server(
+                SERVER_NAMES[kind], tier_server.cluster.tcp_dsn(db.name)
+            )
             pgadmin_api.connect_server(sid)
             out[kind] = Stage(pgadmin_api, sid, kind, db, station)
         na = AgentProcess(out["notifyagent"].db.dsn, station=station)
