@@ -1,5 +1,5 @@
-"""The docs stay true to the pgAdmin tier (tests/pgadmin): docs/compatibility.md lists exactly the differences
-the tier asserts, and the README shows screenshots that exist."""
+"""The docs stay true to the pgAdmin tier (tests/pgadmin): docs/compatibility.md lists
+exactly the differences the tier asserts, and the README shows screenshots that exist."""
 
 from __future__ import annotations
 
