@@ -33,7 +33,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from notifyagent import conninfo
@@ -235,7 +234,15 @@ class PgAdmin:
 
     def start(self, timeout: float = 120) -> PgAdmin:
         """Write ``config_local.py``, start pgAdmin and wait until it answers (its first
-        start creates its configuration database: a few seconds, more on a loaded machine)."""
+        start creates its configuration database: a few seconds, more on a loaded machine).
+        If it does not, it is stopped and the error carries its log."""
+        try:
+            return self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, timeout: float) -> PgAdmin:
         data = self.workdir / "data"
         data.mkdir(parents=True, exist_ok=True)
         (self.workdir / "config_local.py").write_text(
@@ -264,7 +271,6 @@ class PgAdmin:
             if self.proc.poll() is not None:
                 raise PgAdminError(f"pgAdmin exited ({self.proc.returncode}):\n{self.log()}")
             if time.monotonic() > deadline:
-                self.stop()
                 raise PgAdminError(f"pgAdmin did not answer within {timeout}s:\n{self.log()}")
             time.sleep(0.2)
         return self
@@ -300,21 +306,6 @@ class PgAdmin:
         if self.own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def __enter__(self) -> PgAdmin:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 def serve_database(script: Path, dsn: str, name: str) -> PgAdmin:
     """``notifyagent dev --pgadmin``: pgAdmin started, with ``dsn``'s server registered
@@ -322,8 +313,7 @@ def serve_database(script: Path, dsn: str, name: str) -> PgAdmin:
     connected. The caller stops it."""
     running = PgAdmin(script).start()
     try:
-        api = running.client()
-        api.register_server(name, dsn)
+        running.client().register_server(name, dsn)
     except BaseException:
         running.stop()
         raise

@@ -52,10 +52,13 @@ def pgadmin() -> Iterator[PgAdmin]:
             "pgAdmin 4 is not installed: run scripts/setup-pgadmin (scripts/test does)",
             pytrace=False,
         )
-    with PgAdmin(script) as running:
-        LOGS["pgAdmin log"] = running.log
+    running = PgAdmin(script).start()
+    LOGS["pgAdmin log"] = running.log
+    try:
         yield running
+    finally:
         del LOGS["pgAdmin log"]
+        running.stop()
 
 
 @pytest.fixture(scope="session")
