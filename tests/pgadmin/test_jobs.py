@@ -52,7 +52,7 @@ def test_run_now_a_running_job_and_its_statistics(stage: Stage) -> None:
     every step's status, result and output, and the job's failure, in the grid too."""
     remote = stage.remote("run_now")
     steps = [
-        pga.sql_step("a_sleep", "SELECT pg_sleep(1.5)", stage.db.name),
+        pga.sql_step("a_sleep", "SELECT pg_sleep(3)", stage.db.name),
         pga.sql_step("b_fails", "SELECT * FROM no_such_table", stage.db.name, "s", remote),
         pga.sql_step("c_after", "SELECT 1", stage.db.name, "f", remote),
         pga.sql_step("d_stops", "SELECT 1/0", stage.db.name, "f", remote),
@@ -94,7 +94,7 @@ def test_delete_a_running_job(stage: Stage) -> None:
     """Delete while it runs: pgAdmin answers success and the job leaves the tree; nothing
     is stuck: no run stays "r", the agent stays registered and the next job runs."""
     jid = stage.create_job(
-        pga.job("deleted_while_running", [pga.sql_step("s", "SELECT pg_sleep(2)", stage.db.name)])
+        pga.job("deleted_while_running", [pga.sql_step("s", "SELECT pg_sleep(3)", stage.db.name)])
     )["_id"]
     stage.run_now(jid)
     wait_for(lambda: stage.job(jid)["jlgstatus"] == "r", 20, 0.1, "the run in Properties")

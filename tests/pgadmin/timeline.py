@@ -26,7 +26,7 @@ from tests.pgadmin import pga
 from tests.pgadmin.pga import Stage
 
 #: Time the set-up may take before M0 (a few dozen pgAdmin calls on a loaded machine).
-LEAD = timedelta(seconds=25)
+LEAD = timedelta(seconds=20)
 REPEAT_STEPS = ("a_count", "b_remote_fails", "c_batch", "d_insert")
 
 
