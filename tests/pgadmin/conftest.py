@@ -37,6 +37,8 @@ LOGS: dict[str, Callable[[], str]] = {}
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
+    """A failing test's report carries the end of pgAdmin's log and of the agents' logs:
+    what pgAdmin answered is often explained only there."""
     outcome = yield
     report = outcome.get_result()
     if report.failed:
@@ -46,6 +48,7 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture(scope="session")
 def pgadmin() -> Iterator[PgAdmin]:
+    """pgAdmin in desktop mode for the whole tier; missing, it is a failure, not a skip."""
     script = installed_script()
     if script is None:
         pytest.fail(
