@@ -140,6 +140,12 @@ def _add_jobs_file_commands(sub: Subparsers) -> None:
         "everything and removes the throwaway cluster.",
     )
     p.add_argument("jobs_file", nargs="?", type=Path, help="TOML jobs file")
+    p.add_argument(
+        "--pgadmin",
+        action="store_true",
+        help="also start pgAdmin 4 on loopback, connected to the database (installed on first "
+        "use); jobs made there are kept",
+    )
     add_agent_options(p)
 
     p = sub.add_parser(
@@ -298,7 +304,9 @@ async def _dev(args: argparse.Namespace) -> int:
 
     settings, reload = agent_settings(args)
     log.setup(settings.log_level, settings.log_format)
-    return await dev(settings, reload, args.jobs_file, config.config_path(args.config))
+    return await dev(
+        settings, reload, args.jobs_file, config.config_path(args.config), args.pgadmin
+    )
 
 
 async def _serve(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ import watchfiles
 from loguru import logger
 
 from notifyagent import conninfo
+from notifyagent import pgadmin as pga
 from notifyagent.agent import Agent
 from notifyagent.cluster import Cluster
 from notifyagent.core.config import Settings
@@ -66,22 +67,43 @@ async def dev(
     reload: Callable[[], Settings],
     jobs: Path | None,
     config_file: Path | None,
+    pgadmin: bool = False,
 ) -> int:
     jobs = jobs or EXAMPLE_JOBS
     if not jobs.exists():
         raise NotifyAgentError(f"{jobs}: jobs file not found")
+    # installed on first use, before anything starts
+    script = await asyncio.to_thread(pga.ensure_installed, None, logger.info) if pgadmin else None
     with contextlib.ExitStack() as stack:
         throwaway = not settings.dsn
+        ui_dsn = settings.dsn
         if throwaway:
-            settings, reload = _throwaway_database(stack, settings, reload)
-        # the throwaway database holds exactly the file's jobs: jobs taken out of it go
-        return await _serve_and_watch(settings, reload, jobs, config_file, prune=throwaway)
+            settings, reload, ui_dsn = _throwaway_database(stack, settings, reload)
+
+        async def start_pgadmin() -> None:
+            assert script is not None
+            ui = await asyncio.to_thread(pga.serve_database, script, ui_dsn, "notifyagent dev")
+            stack.callback(ui.stop)
+            logger.info("pgAdmin 4 (desktop mode): open {}", ui.url)
+
+        # the throwaway database holds exactly the file's jobs (jobs taken out of it go),
+        # unless pgAdmin may make others
+        return await _serve_and_watch(
+            settings,
+            reload,
+            jobs,
+            config_file,
+            prune=throwaway and not pgadmin,
+            throwaway=throwaway,
+            after_apply=start_pgadmin if pgadmin else None,
+        )
 
 
 def _throwaway_database(
     stack: contextlib.ExitStack, settings: Settings, reload: Callable[[], Settings]
-) -> tuple[Settings, Callable[[], Settings]]:
-    """Settings and reload for a fresh cluster that ``stack`` removes; reloads keep its DSN."""
+) -> tuple[Settings, Callable[[], Settings], str]:
+    """Settings and reload for a fresh cluster that ``stack`` removes (reloads keep its DSN),
+    and the TCP DSN pgAdmin connects with (it saves its password: no prompt)."""
     logger.info("starting a throwaway PostgreSQL cluster with the pgagent extension")
     cluster = stack.enter_context(Cluster())
     dsn = cluster.dsn()
@@ -92,7 +114,7 @@ def _throwaway_database(
     def reload_keep_dsn() -> Settings:
         return dataclasses.replace(reload(), dsn=dsn)
 
-    return dataclasses.replace(settings, dsn=dsn), reload_keep_dsn
+    return dataclasses.replace(settings, dsn=dsn), reload_keep_dsn, cluster.tcp_dsn()
 
 
 async def _serve_and_watch(
@@ -102,6 +124,8 @@ async def _serve_and_watch(
     config_file: Path | None,
     *,
     prune: bool,
+    throwaway: bool,
+    after_apply: Callable[[], Awaitable[None]] | None,
 ) -> int:
     dsn = settings.dsn
     agent = Agent(settings, reload=reload)
@@ -112,6 +136,8 @@ async def _serve_and_watch(
         ready.cancel()
         return await server
     await _apply(dsn, jobs, prune)
+    if after_apply is not None:
+        await after_apply()
     logger.info(
         "dev mode: serving the jobs of {}; edit and save it to apply, Ctrl-C to stop (database {})",
         jobs,
@@ -134,5 +160,5 @@ async def _serve_and_watch(
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
-        if prune:
+        if throwaway:
             logger.info("removing the throwaway cluster")
