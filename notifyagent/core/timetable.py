@@ -92,6 +92,8 @@ class Timetable:
         self._schedules: dict[int, tuple[Schedule, ...]] = {}
         #: job id -> its policy's ``every``
         self._intervals: dict[int, dt.timedelta] = {}
+        #: job id -> the ``every`` its policy no longer has (its ticks are stale next runs)
+        self._dropped: dict[int, dt.timedelta] = {}
 
     def __len__(self) -> int:
         return sum(len(s) for s in self._schedules.values())
@@ -127,7 +129,13 @@ class Timetable:
                     self._intervals[job_id] = intervals[job_id]
                 else:
                     self._intervals.pop(job_id, None)
-        return {j for j in ids if old.get(j) != self._intervals.get(j)}
+        changed = {j for j in ids if old.get(j) != self._intervals.get(j)}
+        for j in changed:
+            if j in old and j not in self._intervals:
+                self._dropped[j] = old[j]
+            else:
+                self._dropped.pop(j, None)
+        return changed
 
     def interval(self, job_id: int) -> dt.timedelta | None:
         return self._intervals.get(job_id)
@@ -160,6 +168,18 @@ class Timetable:
             return False
         return job_next_run(schedules, when - dt.timedelta(minutes=1), self.tz) == when
 
+    def _stale_tick(self, row: Row, origin: Origin, now: dt.datetime) -> bool:
+        """Without a schedule a stored time is a client's Run now, except a future tick of an
+        interval the job just lost (cleared, so the job stops)."""
+        dropped = self._dropped.get(row.job_id)
+        return (
+            origin is Origin.SCHEDULES
+            and dropped is not None
+            and row.next_run is not None
+            and row.next_run > now
+            and is_tick(dropped, row.next_run)
+        )
+
     def correction(
         self,
         row: Row,
@@ -183,7 +203,7 @@ class Timetable:
             return False, None
         scheduled = self._schedules.get(row.job_id) or row.job_id in self._intervals
         if not scheduled and not row.never:
-            return False, None  # no schedule: a stored time can only be a client's Run now
+            return self._stale_tick(row, origin, now), None
         engine = self.next_run(row.job_id, now)
         stored = None if row.never else row.next_run
         if stored == engine and not (row.never and engine is None):

@@ -126,3 +126,18 @@ def test_changing_every_moves_the_next_run() -> None:
             assert store.snapshot(job).next_run == START.replace(minute=1, second=0)
 
     play(scenario)
+
+
+def test_a_job_without_schedules_stops_when_its_interval_goes() -> None:
+    async def scenario(store: MemoryStore, clock: FakeClock) -> None:
+        job = store.add_job("fast only", steps("ok"))
+        store.set_policy(job, Policy(every=5 * SEC))
+        async with MemoryAgent(store, clock):
+            await asyncio.sleep(11)
+            assert len(store.runs(job)) == 2
+            store.set_policy(job, None)
+            await asyncio.sleep(20)
+            assert len(store.runs(job)) == 2
+            assert store.snapshot(job).next_run is None
+
+    play(scenario)
