@@ -123,6 +123,12 @@ def _add_next(sub: Subparsers) -> None:
     for field, example in FIELD_EXAMPLES.items():
         p.add_argument(f"--{field}", metavar="LIST", help=f"inline schedule, e.g. {example}")
     p.add_argument(
+        "--cron",
+        metavar="LINE",
+        help="inline schedule as a crontab line, e.g. '*/15 8-17 * * mon-fri' (instead of "
+        "--minutes etc.)",
+    )
+    p.add_argument(
         "--start",
         type=dt.datetime.fromisoformat,
         help="inline schedule start (ISO 8601, default now)",
@@ -263,7 +269,7 @@ async def _uninstall(args: argparse.Namespace) -> int:
 async def _next(args: argparse.Namespace) -> int:
     from notifyagent.commands.next import next_times
 
-    fields = {f: getattr(args, f) for f in FIELD_EXAMPLES}
+    fields = {f: getattr(args, f) for f in (*FIELD_EXAMPLES, "cron")}
     return await next_times(
         _dsn(args), args.job, args.count, args.timezone, fields, args.start, args.end
     )

@@ -1,4 +1,4 @@
--- notifyagent's own database objects (schema version 3).
+-- notifyagent's own database objects (schema version 4).
 -- Applied in one transaction by `notifyagent install` (and by `serve` when missing or older).
 -- Every statement is idempotent (CREATE OR REPLACE / IF NOT EXISTS), so the same script installs
 -- and upgrades an earlier version in place.
@@ -23,11 +23,15 @@ CREATE TABLE IF NOT EXISTS notifyagent.job_policy (
   overlap text NOT NULL DEFAULT 'skip' CHECK (overlap IN ('skip', 'queue-one')),
   catchup text NOT NULL DEFAULT 'once' CHECK (catchup IN ('once', 'skip'))
 );
+-- Version 4: a sub-minute interval, run besides the job's schedules, on anchored ticks.
+ALTER TABLE notifyagent.job_policy ADD COLUMN IF NOT EXISTS every interval
+  CHECK (every >= interval '1 second' AND every < interval '1 minute');
 COMMENT ON TABLE notifyagent.job_policy IS
   'notifyagent per-job policies: job_timeout / step_timeout cancel and fail a run; retries '
   'failed runs after retry_delay, doubling each time; overlap skip (pgAgent) or queue-one '
   '(a run due while the job runs follows right after); catchup once (pgAgent: one run after '
-  'downtime) or skip (no run for missed times)';
+  'downtime) or skip (no run for missed times); every (1 s to under 1 min) runs the job at '
+  'that interval besides its schedules, on ticks counted from the Unix epoch';
 
 -- Send the ids of the jobs a statement touched on channel "notifyagent" as "<kind>:<id>,<id>,...".
 -- Chunks of 700 ids keep each payload under NOTIFY's 8000-byte limit; a change too large to

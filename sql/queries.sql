@@ -358,26 +358,26 @@ SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY
 SELECT to_regclass('notifyagent.job_policy') IS NOT NULL AS present
 
 -- name: jobsfile_read_policies
-SELECT jobid, job_timeout, step_timeout, retries, retry_delay, overlap, catchup
+SELECT jobid, job_timeout, step_timeout, retries, retry_delay, overlap, catchup, every
   FROM notifyagent.job_policy
 
 -- name: jobsfile_upsert_policy
 -- Every column is written: a key left out of [jobs.policy] means the column's default.
 INSERT INTO notifyagent.job_policy (jobid, job_timeout, step_timeout, retries, retry_delay,
-                                    overlap, catchup)
+                                    overlap, catchup, every)
 VALUES (%(job)s, %(job_timeout)s::interval, %(step_timeout)s::interval, %(retries)s,
-        %(retry_delay)s::interval, %(overlap)s, %(catchup)s)
+        %(retry_delay)s::interval, %(overlap)s, %(catchup)s, %(every)s::interval)
 ON CONFLICT (jobid) DO UPDATE
    SET job_timeout = excluded.job_timeout, step_timeout = excluded.step_timeout,
        retries = excluded.retries, retry_delay = excluded.retry_delay,
-       overlap = excluded.overlap, catchup = excluded.catchup
+       overlap = excluded.overlap, catchup = excluded.catchup, every = excluded.every
 
 -- name: jobsfile_delete_policy
 -- No [jobs.policy] in the file: no row, which is pgAgent's behaviour.
 DELETE FROM notifyagent.job_policy WHERE jobid = %(job)s
 
 -- name: policies
-SELECT jobid, job_timeout, step_timeout, retries, retry_delay, overlap, catchup
+SELECT jobid, job_timeout, step_timeout, retries, retry_delay, overlap, catchup, every
   FROM notifyagent.job_policy
  WHERE %(ids)s::int[] IS NULL OR jobid = ANY(%(ids)s::int[])
 

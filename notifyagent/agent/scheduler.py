@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -191,6 +191,7 @@ class Scheduler:
         if self._changes.take_resync():
             started = time.monotonic()
             self.policies = await store.policies(None)
+            self.timetable.set_intervals(_intervals(self.policies), None)
             self.timetable.replace(await store.schedules(None), None)
             states = await store.job_states(None)
             await self._apply(states, {s.job_id: Origin.RESYNC for s in states}, full=True)
@@ -211,6 +212,8 @@ class Scheduler:
                 self.policies.pop(job_id, None)
             self.policies.update(found)
             logger.debug("policies reloaded for job(s) {}", ids)
+            # a changed interval moves the next run: check it as after a schedule change
+            self._changes.reschedule(self.timetable.set_intervals(_intervals(found), ids))
         if self._changes.jobs:
             dirty, notified, changed = self._changes.take_jobs()
             if changed:
@@ -348,3 +351,8 @@ class Scheduler:
                 delay = locked_retry_delay(n)
                 logger.debug("job {} is locked by another session; retry in {:.2f}s", job_id, delay)
                 self.queue.set(job_id, now + delay)
+
+
+def _intervals(policies: dict[int, Policy]) -> dict[int, timedelta]:
+    """The sub-minute intervals (policy ``every``) of ``policies``."""
+    return {j: p.every for j, p in policies.items() if p.every is not None}

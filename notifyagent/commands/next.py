@@ -1,7 +1,8 @@
 """``notifyagent next``: the next run times of a job, or of a schedule typed on the command line.
 
 Field syntax for inline schedules (what pgAdmin's Repeat tab selects): comma-separated values
-and ranges, e.g. ``--minutes 0,30 --hours 8-17 --weekdays mon-fri --monthdays 1,15,last``.
+ranges and cron steps, e.g. ``--minutes 0,30 --hours 8-17 --weekdays mon-fri --monthdays
+1,15,last`` or ``--minutes */15``; or a whole crontab line, ``--cron '*/15 8-17 * * mon-fri'``.
 An omitted field means "any", as an all-false array does in pgAgent.
 """
 
@@ -13,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from notifyagent import db
 from notifyagent.commands.common import fetch, find_job
+from notifyagent.core.cron import every_minute_if_empty, parse_cron
 from notifyagent.core.fields import FIELDS, parse_field
 from notifyagent.core.schedule import Schedule, next_runs, schedule_from_arrays
 from notifyagent.db.store import PgStore as Store
@@ -50,7 +52,16 @@ def _in_zone(moment: dt.datetime | None, tz: ZoneInfo) -> dt.datetime | None:
 def inline_schedule(
     fields: Mapping[str, str | None], start: dt.datetime | None, end: dt.datetime | None
 ) -> Schedule:
-    arrays = {name: parse_field(name, fields.get(name)) for name in FIELDS}
+    line = fields.get("cron")
+    if line is not None:
+        given = [f"--{name}" for name in FIELDS if fields.get(name)]
+        if given:
+            raise ConfigError(f"give either --cron or {', '.join(given)}, not both")
+        arrays = parse_cron(line)
+    else:
+        arrays = {name: parse_field(name, fields.get(name)) for name in FIELDS}
+        if any("*" in (fields.get(name) or "") for name in FIELDS):
+            arrays = every_minute_if_empty(arrays)
     return schedule_from_arrays(
         0,
         0,

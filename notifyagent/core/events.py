@@ -7,6 +7,7 @@ to describe; the liveness check sends ``ping:<agent>:<n>`` to itself.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from notifyagent.core.timetable import Origin, Stored, parse_stored
@@ -117,6 +118,12 @@ class Changes:
                 self.policies.update(job_ids)
             case Resync():
                 self.resync = True
+
+    def reschedule(self, job_ids: Iterable[int]) -> None:
+        """Check the next run of ``job_ids`` again as after a schedule change (their interval
+        changed), unless a notification already asks."""
+        for job_id in job_ids:
+            self.jobs.setdefault(job_id, Origin.SCHEDULES)
 
     def touch(self, job_id: int) -> None:
         """Look at a job's row again (a run of it ended), unless a notification already asks."""

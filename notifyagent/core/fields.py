@@ -1,6 +1,7 @@
 """The schedule field grammar shared by jobs files and ``notifyagent next``: the text a user
-writes (``"0,30"``, ``"8-17"``, ``"mon-fri"``, ``"1,15,last"``) and pgAgent's bool arrays,
-in both directions. An empty text selects nothing, which pgAgent reads as "any"."""
+writes (``"0,30"``, ``"8-17"``, ``"mon-fri"``, ``"1,15,last"``, cron's ``"*"``, ``"*/15"``,
+``"8-17/2"``) and pgAgent's bool arrays, in both directions. An empty text or ``"*"`` selects
+nothing, which pgAgent reads as "any". Weekday 7 is Sunday, as in crontab."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ FIELDS: dict[str, tuple[int, int, Sequence[str]]] = {
 def _value(field: str, token: str) -> int:
     length, first, names = FIELDS[field]
     word = token.strip().lower()
+    if field == "weekdays" and word == "7":
+        return 7  # Sunday, as crontab allows; folded onto 0 by the caller
     if field == "monthdays" and word == "last":
         return 32
     if word[:3] in names and word.isalpha():
@@ -40,20 +43,44 @@ def _value(field: str, token: str) -> int:
     return value
 
 
+def _step(field: str, part: str, text: str) -> int:
+    try:
+        step = int(text)
+    except ValueError:
+        step = 0
+    if step < 1:
+        raise ConfigError(f"{field}: the step in {part!r} is not a whole number of at least 1")
+    return step
+
+
+def _values(field: str, part: str) -> range:
+    """The values one comma-separated part selects: ``a``, ``a-b``, ``*/n``, ``a-b/n``, ``a/n``
+    (from a to the field's last value, as cron reads it)."""
+    length, first, _ = FIELDS[field]
+    top = first + length - (2 if field == "monthdays" else 1)  # "last" is no day of */n
+    base, slash, step_text = part.partition("/")
+    step = _step(field, part, step_text) if slash else 1
+    if base.strip() == "*":
+        return range(first, top + 1, step)
+    lo, sep, hi = base.partition("-")
+    low = _value(field, lo)
+    high = _value(field, hi) if sep else (top if slash else low)
+    if high < low:
+        raise ConfigError(f"{field}: range {part!r} runs backwards")
+    return range(low, high + 1, step)
+
+
 def parse_field(field: str, text: str | None) -> list[bool]:
-    """``"8-17"`` / ``"mon-fri"`` / ``"1,15,last"`` -> pgAgent's bool array for ``field``."""
+    """``"8-17"`` / ``"mon-fri"`` / ``"1,15,last"`` / ``"*/15"`` -> pgAgent's bool array for
+    ``field``; ``"*"`` (any) is the all-false array."""
     length, first, _ = FIELDS[field]
     selected = [False] * length
-    for part in (text or "").split(","):
-        if not part.strip():
-            continue
-        lo, sep, hi = part.partition("-")
-        low = _value(field, lo)
-        high = _value(field, hi) if sep else low
-        if high < low:
-            raise ConfigError(f"{field}: range {part.strip()!r} runs backwards")
-        for v in range(low, high + 1):
-            selected[v - first] = True
+    parts = [p.strip() for p in (text or "").split(",") if p.strip()]
+    if "*" in parts:
+        return selected
+    for part in parts:
+        for v in _values(field, part):
+            selected[(v % 7 if field == "weekdays" else v) - first] = True
     return selected
 
 

@@ -1,4 +1,5 @@
-"""Per-job policies (table ``notifyagent.job_policy``): timeouts, retries, overlap, catch-up.
+"""Per-job policies (table ``notifyagent.job_policy``): timeouts, retries, overlap, catch-up,
+sub-minute intervals.
 
 One type for the agent (which runs by it) and the jobs file (which writes it). A job without
 a row gets :data:`DEFAULT`, which is exactly pgAgent's behaviour; the defaults are the
@@ -41,6 +42,8 @@ class Policy:
     retry_delay: timedelta = timedelta(minutes=1)
     overlap: Overlap = Overlap.SKIP
     catchup: Catchup = Catchup.ONCE
+    #: run the job every this long (1 s to under 1 min), besides its schedules
+    every: timedelta | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Policy:
@@ -52,6 +55,7 @@ class Policy:
             retry_delay=row["retry_delay"],
             overlap=Overlap(row["overlap"]),
             catchup=Catchup(row["catchup"]),
+            every=row.get("every"),
         )
 
     @property

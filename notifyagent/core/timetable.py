@@ -13,6 +13,9 @@ Whose value wins:
 * after a (re)connect the stored value is corrected when it lies in the future (or is
   'infinity') and differs; a due or overdue value runs once first (pgAgent's catch-up).
 
+A job with a sub-minute interval (policy ``every``, :mod:`notifyagent.core.interval`) runs at
+its ticks *besides* its schedules: its next run is the earlier of the two.
+
 The agent reads a row some time after the notification that sent it there. A recompute or
 schedule notification names the value its transaction left (:class:`Stored`): a row holding
 another value was written again since, and that write's own notification decides (a Run now
@@ -27,6 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from notifyagent.core.interval import is_tick, next_tick
 from notifyagent.core.schedule import Schedule, job_next_run
 
 
@@ -86,6 +90,10 @@ class Timetable:
     def __init__(self, tz: ZoneInfo) -> None:
         self.tz = tz
         self._schedules: dict[int, tuple[Schedule, ...]] = {}
+        #: job id -> its policy's ``every``
+        self._intervals: dict[int, dt.timedelta] = {}
+        #: job id -> the ``every`` its policy no longer has (its ticks are stale next runs)
+        self._dropped: dict[int, dt.timedelta] = {}
 
     def __len__(self) -> int:
         return sum(len(s) for s in self._schedules.values())
@@ -105,6 +113,33 @@ class Timetable:
             else:
                 self._schedules.pop(job_id, None)
 
+    def set_intervals(
+        self, intervals: dict[int, dt.timedelta], job_ids: Iterable[int] | None
+    ) -> set[int]:
+        """Replace the intervals of ``job_ids`` (of every job when None); the jobs whose
+        interval changed."""
+        old = dict(self._intervals)
+        if job_ids is None:
+            self._intervals = dict(intervals)
+            ids: Iterable[int] = set(old) | set(intervals)
+        else:
+            ids = list(job_ids)
+            for job_id in ids:
+                if job_id in intervals:
+                    self._intervals[job_id] = intervals[job_id]
+                else:
+                    self._intervals.pop(job_id, None)
+        changed = {j for j in ids if old.get(j) != self._intervals.get(j)}
+        for j in changed:
+            if j in old and j not in self._intervals:
+                self._dropped[j] = old[j]
+            else:
+                self._dropped.pop(j, None)
+        return changed
+
+    def interval(self, job_id: int) -> dt.timedelta | None:
+        return self._intervals.get(job_id)
+
     def forget(self, job_id: int) -> None:
         self._schedules.pop(job_id, None)
 
@@ -112,15 +147,38 @@ class Timetable:
         return self._schedules.get(job_id, ())
 
     def next_run(self, job_id: int, now: dt.datetime) -> dt.datetime | None:
-        """The engine's next run of ``job_id`` after ``now`` (None: no enabled schedule runs)."""
+        """The engine's next run of ``job_id`` after ``now``: the earlier of its schedules'
+        and its interval's next tick (None: neither runs)."""
         schedules = self._schedules.get(job_id)
-        if not schedules:
-            return None
-        return job_next_run(schedules, now, self.tz)
+        found = job_next_run(schedules, now, self.tz) if schedules else None
+        every = self._intervals.get(job_id)
+        if every is not None:
+            tick = next_tick(every, now)
+            found = tick if found is None else min(found, tick)
+        return found
 
     def is_scheduled_time(self, job_id: int, when: dt.datetime) -> bool:
-        """Whether ``when`` is a time the job's schedules produce (not an explicit Run now)."""
-        return self.next_run(job_id, when - dt.timedelta(minutes=1)) == when
+        """Whether ``when`` is a time the job's schedules or interval produce (not an explicit
+        Run now)."""
+        every = self._intervals.get(job_id)
+        if every is not None and is_tick(every, when):
+            return True
+        schedules = self._schedules.get(job_id)
+        if not schedules:
+            return False
+        return job_next_run(schedules, when - dt.timedelta(minutes=1), self.tz) == when
+
+    def _stale_tick(self, row: Row, origin: Origin, now: dt.datetime) -> bool:
+        """Without a schedule a stored time is a client's Run now, except a future tick of an
+        interval the job just lost (cleared, so the job stops)."""
+        dropped = self._dropped.get(row.job_id)
+        return (
+            origin is Origin.SCHEDULES
+            and dropped is not None
+            and row.next_run is not None
+            and row.next_run > now
+            and is_tick(dropped, row.next_run)
+        )
 
     def correction(
         self,
@@ -143,8 +201,9 @@ class Timetable:
             return False, None
         if notified is not None and row.stored != notified:
             return False, None
-        if not self._schedules.get(row.job_id) and not row.never:
-            return False, None  # no schedule: a stored time can only be a client's Run now
+        scheduled = self._schedules.get(row.job_id) or row.job_id in self._intervals
+        if not scheduled and not row.never:
+            return self._stale_tick(row, origin, now), None
         engine = self.next_run(row.job_id, now)
         stored = None if row.never else row.next_run
         if stored == engine and not (row.never and engine is None):

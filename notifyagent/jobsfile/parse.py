@@ -12,8 +12,11 @@ from typing import Any
 import psycopg
 
 from notifyagent import conninfo
+from notifyagent.core.cron import every_minute_if_empty, parse_cron
+from notifyagent.core.interval import check_every
 from notifyagent.core.policy import DEFAULT, POLICY_KEYS, Catchup, Overlap, Policy
 from notifyagent.errors import ConfigError
+from notifyagent.jobsfile.durations import render_duration
 from notifyagent.jobsfile.spec import (
     ARRAY_FIELDS,
     DEFAULT_CLASS,
@@ -67,6 +70,9 @@ def _policy(value: object, where: Where) -> Policy:
     if not 0 <= retries <= MAX_RETRIES:
         raise where.error("retries", f"{retries} is out of range (0 to {MAX_RETRIES})")
     retry_delay = get_duration(value, "retry_delay", where, positive=False)
+    every = get_duration(value, "every", where, positive=True)
+    if every is not None and (why := check_every(every)) is not None:
+        raise where.error("every", f"{render_duration(every)} {why}")
     return Policy(
         job_timeout=get_duration(value, "job_timeout", where, positive=True),
         step_timeout=get_duration(value, "step_timeout", where, positive=True),
@@ -74,6 +80,7 @@ def _policy(value: object, where: Where) -> Policy:
         retry_delay=DEFAULT.retry_delay if retry_delay is None else retry_delay,
         overlap=Overlap(get_choice(value, "overlap", where, Overlap, DEFAULT.overlap)),
         catchup=Catchup(get_choice(value, "catchup", where, Catchup, DEFAULT.catchup)),
+        every=every,
     )
 
 
@@ -128,7 +135,7 @@ def _schedule(table: Mapping[str, Any], where: Where) -> ScheduleSpec:
         if spec in exceptions:
             raise where.error(f"exceptions[{n}]", f"{spec.describe()} is listed twice")
         exceptions.append(spec)
-    arrays = {f: get_array(table, f, where) for f in ARRAY_FIELDS}
+    arrays = _arrays(table, where)
     return ScheduleSpec(
         name=get_str(table, "name", where),
         enabled=get_bool(table, "enabled", where, True),
@@ -142,6 +149,23 @@ def _schedule(table: Mapping[str, Any], where: Where) -> ScheduleSpec:
         monthdays=arrays["monthdays"],
         months=arrays["months"],
     )
+
+
+def _arrays(table: Mapping[str, Any], where: Where) -> dict[str, tuple[bool, ...]]:
+    """The schedule's fields, or its ``cron`` line mapped onto them (not both)."""
+    if "cron" not in table:
+        found = {f: get_array(table, f, where) for f in ARRAY_FIELDS}
+        if any("*" in str(table.get(f, "")) for f in ARRAY_FIELDS):
+            found = {f: tuple(v) for f, v in every_minute_if_empty(found).items()}
+        return found
+    given = [f for f in ARRAY_FIELDS if f in table]
+    if given:
+        raise where.error("cron", f"give either cron or {', '.join(given)}, not both")
+    try:
+        arrays = parse_cron(get_str(table, "cron", where))
+    except ConfigError as err:
+        raise where.error("cron", str(err).removeprefix("cron: ")) from None
+    return {f: tuple(v) for f, v in arrays.items()}
 
 
 def _job(table: Mapping[str, Any], where: Where) -> JobSpec:

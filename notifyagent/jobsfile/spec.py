@@ -35,6 +35,7 @@ SCHEDULE_KEYS = (
     "enabled",
     "start",
     "end",
+    "cron",
     *ARRAY_FIELDS,
     "exceptions",
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
+from notifyagent.core.cron import render_cron
 from notifyagent.core.fields import render_field
 from notifyagent.core.policy import Policy
 from notifyagent.jobsfile.durations import render_duration
@@ -59,12 +60,13 @@ HEADER = """\
 #
 # Jobs are matched by name, and their steps and schedules by name too. Jobs that are not in
 # this file (made in pgAdmin, say) are left alone, unless apply is given --prune.
-# Schedule fields take values, lists and ranges: minutes = "0,30", hours = "8-17",
-# weekdays = "mon-fri", monthdays = "1,15,last", months = ["jan", "jul"]; an omitted field
-# means any. A schedule without start keeps its stored start (new schedules: now).
+# Schedule fields take values, lists, ranges and steps: minutes = "0,30", hours = "8-17",
+# weekdays = "mon-fri", monthdays = "1,15,last", months = ["jan", "jul"], minutes = "*/15";
+# an omitted field (or "*") means any. Or a whole crontab line: cron = "*/15 8-17 * * mon-fri".
+# A schedule without start keeps its stored start (new schedules: now).
 # [jobs.policy] is notifyagent's per-job policy (job_timeout, step_timeout, retries,
-# retry_delay, overlap, catchup; durations like "90s", "5 min", "1h30m"); a job without one
-# behaves as under pgAgent.
+# retry_delay, overlap, catchup, every = "10s" to also run it at that sub-minute interval;
+# durations like "90s", "5 min", "1h30m"); a job without one behaves as under pgAgent.
 """
 
 
@@ -129,7 +131,10 @@ def _schedule_toml(sched: ScheduleSpec) -> list[str]:
         out.append(f'start = "{sched.start.isoformat()}"')
     if sched.end is not None:
         out.append(f'end = "{sched.end.isoformat()}"')
-    for f in ARRAY_FIELDS:
+    line = render_cron({f: list(sched.array(f)) for f in ARRAY_FIELDS})
+    if line is not None:
+        out.append(f'cron = "{line}"')
+    for f in ARRAY_FIELDS if line is None else ():
         if any(sched.array(f)):
             out.append(f'{f} = "{render_field(f, sched.array(f))}"')
     return [*out, *_exceptions_toml(sched.exceptions), ""]

@@ -40,6 +40,7 @@ def test_non_defaults_in_column_order() -> None:
         "retry_delay",
         "overlap",
         "catchup",
+        "every",
     )
     assert Policy.from_row(ROW).non_defaults() == [
         ("job_timeout", dt.timedelta(minutes=10)),
