@@ -65,35 +65,38 @@ def long_job(db: Database, name: str, kind: str, **kw: object) -> int:
     return make_job(db, name, [first, after], **kw)  # type: ignore[arg-type]
 
 
-def wait_running(db: Database, jobid: int) -> None:
-    """Wait until the job's first step has started (its statement or processes exist)."""
+def wait_running(db: Database, kind: str = "sql", *, count: int = 1, like: str = "") -> None:
+    """Wait until ``count`` long first steps are under way: their statements active on the
+    server (SQL), or both sleeps of the script running (batch)."""
 
     def started() -> bool:
-        return bool(
-            db.value(
-                "SELECT count(*) FROM pgagent.pga_jobsteplog sl JOIN pgagent.pga_joblog l "
-                "ON l.jlgid = sl.jsljlgid WHERE l.jlgjobid = %s AND sl.jslstatus = 'r'",
-                (jobid,),
-            )
+        if kind == "batch":
+            return all(len(processes("sleep", s)) == count for s in BATCH_SLEEPS)
+        busy = db.value(
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE %s",
+            (like or f"SELECT pg_sleep({SQL_SLEEP})",),
         )
+        return bool(busy == count)
 
-    wait_for(started, 10, what=f"job {jobid} running")
-    time.sleep(0.3)  # let the step's statement or script get going: a cancel then stops it
+    wait_for(started, 10, what=f"{count} long {kind} step(s) running")
 
 
-def send_cancel(db: Database, jobid: int, way: str) -> str:
-    """Cancel through ``way``; the text the step's output must name as the canceller."""
+def send_cancel(db: Database, jobid: int, way: str) -> tuple[float, str]:
+    """Cancel through ``way``: when it was sent (for the CLI: when it exited, just after its
+    commit sent it; its start-up is not the agent's latency), and the text the step's output
+    must name as the canceller."""
     if way == "cli":
         result = run_cli("cancel", str(jobid), "--dsn", db.dsn)
         assert result.code == 0, result.err
-        return "(notifyagent cancel)"
+        return time.time(), "(notifyagent cancel)"
     with psycopg.connect(db.dsn, autocommit=True, application_name="pgAdmin 4 - CONN:42") as c:
+        sent = time.time()
         if way == "function":
             row = c.execute("SELECT notifyagent.cancel_job(%s)", (jobid,)).fetchone()
             assert row == (True,)
-            return "(pgAdmin 4 - CONN:42)"
+            return sent, "(pgAdmin 4 - CONN:42)"
         c.execute(f"NOTIFY jpgagent_kill_job, '{jobid}'")
-        return "jpgagent_kill_job from backend pid"
+        return sent, "jpgagent_kill_job from backend pid"
 
 
 @pytest.mark.parametrize("way", ["cli", "function", "jpgagent"])
@@ -107,9 +110,8 @@ def test_cancel_stops_a_running_step(
     jobid = long_job(db, f"long {kind}", kind)
     every_minute(db, jobid)
     run_now(db, jobid)
-    wait_running(db, jobid)
-    sent = time.time()
-    who = send_cancel(db, jobid, way)
+    wait_running(db, kind)
+    sent, who = send_cancel(db, jobid, way)
     run = wait_finished(db, jobid, timeout=10)[0]
     assert run["jlgstatus"] == "d"
     logs = steplogs(db, jobid)
@@ -157,7 +159,7 @@ def test_after_a_cancel_the_next_scheduled_run_happens(db: Database, agent: Agen
     )
     every_minute(db, jobid)
     run_now(db, jobid)
-    wait_running(db, jobid)
+    wait_running(db, like="SELECT pg_sleep(CASE%")
     send_cancel(db, jobid, "function")
     wait_finished(db, jobid, timeout=10)
     due = db.value("SELECT jobnextrun FROM pgagent.pga_job WHERE jobid = %s", (jobid,))
@@ -194,7 +196,7 @@ def test_cancel_of_the_running_step_only(
         ],
     )
     run_now(db, jobid)
-    wait_running(db, jobid)
+    wait_running(db)
     result = run_cli("cancel", str(jobid), "--step", "--dsn", db.dsn)
     assert result.code == 0, result.err
     assert wait_finished(db, jobid, timeout=10)[0]["jlgstatus"] == run_status
@@ -213,8 +215,7 @@ def test_only_the_agent_holding_the_job_cancels(db: Database, agent_factory: Fac
     agents = [agent_factory(station=s) for s in stations]
     jobs = [long_job(db, f"on {s}", "sql", hostagent=s) for s in stations]
     run_now(db, *jobs)
-    for jobid in jobs:
-        wait_running(db, jobid)
+    wait_running(db, count=3)
     assert db.value("SELECT notifyagent.cancel_job(%s)", (jobs[1],)) is True
     assert wait_finished(db, jobs[1], timeout=10)[0]["jlgstatus"] == "d"
     agents[1].wait_log("cancel requested by")
