@@ -96,11 +96,13 @@ NOTICE_LINE = ("DEBUG", "LOG", "INFO", "NOTICE", "WARNING", "DETAIL", "HINT")
 
 def notice_output(ref: StepRun, cand: StepRun, ctx: Context) -> tuple[StepRun, StepRun] | None:
     """A SQL step whose notifyagent output is only its NOTICE/WARNING messages, where pgAgent
-    (which drops them) wrote ''."""
+    (which drops them) wrote '' (or, on a pooled connection that once failed, its stale
+    error: see stale_error)."""
     lines = (cand.output or "").splitlines()
-    if ref.output == "" and lines and all(_is_notice(x) for x in lines):
-        return ref, replace(cand, output="")
-    return None
+    if not lines or not all(_is_notice(x) for x in lines):
+        return None
+    plain = replace(cand, output="")
+    return (ref, plain) if ref.output == "" else stale_error(ref, plain, ctx)
 
 
 def _is_notice(line: str) -> bool:
