@@ -182,6 +182,18 @@ def _add_operator_commands(sub: Subparsers) -> None:
     p.add_argument("--wait", action="store_true", help="wait for the run and print each step")
     p.add_argument("--timeout", type=float, default=None, help="with --wait: give up after S s")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument(
+        "--step", metavar="NAME", help="run only this step (name or id), as a run of the job"
+    )
+
+    p = sub.add_parser("cancel", help="stop a running job (or with --step its running step)")
+    _add_common(p)
+    p.add_argument("job", help="job id or name")
+    p.add_argument(
+        "--step",
+        action="store_true",
+        help="cancel only the running step; its on-error rule decides whether the job goes on",
+    )
 
     p = sub.add_parser("history", help="the last runs of a job with their steps and output")
     _add_common(p)
@@ -296,7 +308,13 @@ async def _status(args: argparse.Namespace) -> int:
 async def _run_job(args: argparse.Namespace) -> int:
     from notifyagent.commands.run import run
 
-    return await run(_dsn(args), args.job, args.wait, args.timeout, args.json)
+    return await run(_dsn(args), args.job, args.wait, args.timeout, args.json, args.step)
+
+
+async def _cancel(args: argparse.Namespace) -> int:
+    from notifyagent.commands.cancel import cancel
+
+    return await cancel(_dsn(args), args.job, args.step)
 
 
 async def _history(args: argparse.Namespace) -> int:
@@ -334,6 +352,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = 
     "apply": _apply,
     "export": _export,
     "run": _run_job,
+    "cancel": _cancel,
     "history": _history,
 }
 

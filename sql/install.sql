@@ -33,6 +33,44 @@ COMMENT ON TABLE notifyagent.job_policy IS
   'downtime) or skip (no run for missed times); every (1 s to under 1 min) runs the job at '
   'that interval besides its schedules, on ticks counted from the Unix epoch';
 
+-- `notifyagent run JOB --step NAME`: the next claim of the job runs only this step, as a run of
+-- the job (one pga_joblog row, one pga_jobsteplog row). The claim consumes the row; a request
+-- older than 10 minutes (no agent ran meanwhile) is dropped unused. Rows go with their job or
+-- step (ON DELETE CASCADE).
+CREATE TABLE IF NOT EXISTS notifyagent.step_request (
+  jobid int PRIMARY KEY REFERENCES pgagent.pga_job (jobid) ON DELETE CASCADE,
+  jstid int NOT NULL REFERENCES pgagent.pga_jobstep (jstid) ON DELETE CASCADE,
+  requested_at timestamptz NOT NULL DEFAULT now(),
+  requested_by text NOT NULL DEFAULT session_user
+);
+COMMENT ON TABLE notifyagent.step_request IS
+  'notifyagent run JOB --step NAME: the next run of the job runs only this step (consumed by '
+  'the claim; ignored after 10 minutes)';
+
+-- Cancel a running job from any session, e.g. pgAdmin's Query Tool:
+--   SELECT notifyagent.cancel_job(42);        -- the whole run: it ends 'd' (aborted)
+--   SELECT notifyagent.cancel_job(42, true);  -- only its running step (its on-error rule decides)
+-- Returns whether the job was running (claimed by an agent); only then is the agent holding it
+-- told (channel notifyagent, "cancel:<id>:<who>", sent at commit), with the caller's session
+-- user and application name for the step's output. Nothing is written.
+CREATE OR REPLACE FUNCTION notifyagent.cancel_job(job_id int, step_only boolean DEFAULT false)
+RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+  app text := current_setting('application_name');
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pgagent.pga_job j
+                  WHERE j.jobid = job_id AND j.jobagentid IS NOT NULL) THEN
+    RETURN false;
+  END IF;
+  PERFORM pg_notify('notifyagent',
+                    CASE WHEN step_only THEN 'cancel-step:' ELSE 'cancel:' END || job_id || ':'
+                    || session_user || CASE WHEN app <> '' THEN ' (' || app || ')' ELSE '' END);
+  RETURN true;
+END $$;
+COMMENT ON FUNCTION notifyagent.cancel_job(int, boolean) IS
+  'notifyagent: stop a running job (step_only: its running step); false when it is not running';
+
 -- Send the ids of the jobs a statement touched on channel "notifyagent" as "<kind>:<id>,<id>,...".
 -- Chunks of 700 ids keep each payload under NOTIFY's 8000-byte limit; a change too large to
 -- describe usefully sends "resync" instead.

@@ -140,6 +140,10 @@ logged AS (
   INSERT INTO pgagent.pga_joblog (jlgjobid, jlgstatus)
   SELECT jobid, 'r' FROM claimed
   RETURNING jlgid, jlgjobid),
+requested AS (
+  -- `run JOB --step NAME`: this run is that step alone (consumed here; stale ones dropped)
+  DELETE FROM notifyagent.step_request r USING claimed c WHERE r.jobid = c.jobid
+  RETURNING r.jobid, r.jstid, r.requested_at > now() - interval '10 minutes' AS fresh),
 steps AS (
   SELECT s.jstjobid, json_agg(json_build_object(
            'id', s.jstid, 'name', s.jstname, 'kind', s.jstkind, 'code', s.jstcode,
@@ -147,7 +151,9 @@ steps AS (
            ORDER BY s.jstname, s.jstid) AS steps,
          (array_agg(s.jstid ORDER BY s.jstname, s.jstid))[1] AS first_step
     FROM pgagent.pga_jobstep s
-   WHERE s.jstenabled AND s.jstjobid IN (SELECT jobid FROM claimed)
+    LEFT JOIN requested q ON q.jobid = s.jstjobid AND q.fresh
+   WHERE s.jstjobid IN (SELECT jobid FROM claimed)
+     AND CASE WHEN q.jobid IS NULL THEN s.jstenabled ELSE s.jstid = q.jstid END
    GROUP BY s.jstjobid),
 first_logged AS (
   INSERT INTO pgagent.pga_jobsteplog (jsljlgid, jsljstid, jslstatus)
@@ -234,6 +240,24 @@ UPDATE pgagent.pga_job SET jobnextrun = now() WHERE jobid = %(jobid)s
 RETURNING jobenabled, jobagentid,
           coalesce((SELECT max(jlgid) FROM pgagent.pga_joblog WHERE jlgjobid = %(jobid)s), 0)
             AS last_jlgid
+
+-- name: cancel_job
+SELECT notifyagent.cancel_job(%(jobid)s, %(step_only)s) AS running
+
+-- name: find_step
+SELECT jstid, jstname, jstenabled FROM pgagent.pga_jobstep
+ WHERE jstjobid = %(jobid)s AND (jstid::text = %(step)s OR jstname = %(step)s)
+ ORDER BY jstid::text = %(step)s DESC, jstid
+
+-- name: lock_job
+-- `run --step`: the job's row, locked until the step request and the Run now are written.
+SELECT jobenabled, jobagentid FROM pgagent.pga_job WHERE jobid = %(jobid)s FOR UPDATE
+
+-- name: request_step
+INSERT INTO notifyagent.step_request (jobid, jstid) VALUES (%(jobid)s, %(jstid)s)
+ON CONFLICT (jobid) DO UPDATE
+   SET jstid = excluded.jstid, requested_at = excluded.requested_at,
+       requested_by = excluded.requested_by
 
 -- name: runs
 SELECT l.jlgid, l.jlgstatus, l.jlgstart, l.jlgduration

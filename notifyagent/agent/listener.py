@@ -183,7 +183,7 @@ class Listener:
         self.state = LinkState.UP
         async with contextlib.aclosing(conn.notifies()) as notifies:
             async for n in notifies:
-                self._notified(n.payload, n.pid)
+                self._notified(n.payload, n.pid, n.channel)
 
     async def _on_connect(self, conn: db.AsyncConn) -> None:
         """Verify and install, LISTEN, register (or move our claims to the new pid); then the
@@ -240,16 +240,22 @@ class Listener:
             self._zone = name
         return tz
 
-    def _notified(self, payload: str, sender: int) -> None:
-        self._metrics.notifications.labels(events.label(payload)).inc()
-        event = received(payload, sender, self._host.own_pids())
+    def _notified(self, payload: str, sender: int, channel: str = CHANNEL) -> None:
+        kind = events.label(payload) if channel == CHANNEL else events.CANCEL
+        self._metrics.notifications.labels(kind).inc()
+        event = received(payload, sender, self._host.own_pids(), channel)
         if event is not None:
             self._host.event(event)
 
 
-def received(payload: str, sender: int, own_pids: set[int]) -> events.Event | None:
+def received(
+    payload: str, sender: int, own_pids: set[int], channel: str = CHANNEL
+) -> events.Event | None:
     """The event a notification brings; None when there is nothing to do."""
-    event = events.parse(payload)
+    if channel == events.KILL_CHANNEL:
+        event = events.parse_kill(payload, sender)
+    else:
+        event = events.parse(payload)
     match event:
         case events.JobsChanged(origin) if origin is Origin.EXPLICIT and sender in own_pids:
             # our own write (a release, a correction): the queue already knows; taking it
@@ -258,7 +264,7 @@ def received(payload: str, sender: int, own_pids: set[int]) -> events.Event | No
         case events.Malformed():
             logger.warning(
                 "ignored a malformed notification on channel {!r} from backend {}: {!r}",
-                CHANNEL,
+                channel,
                 sender,
                 payload[:200],
             )

@@ -17,7 +17,7 @@ from loguru import logger
 
 from notifyagent.agent.aio import Backoff, first_of
 from notifyagent.agent.connections import Connections, schema_gone
-from notifyagent.agent.job import run_steps
+from notifyagent.agent.job import Cancel, run_steps
 from notifyagent.core.config import Settings
 from notifyagent.core.decisions import AfterRun, Reason
 from notifyagent.core.model import ClaimedJob, RunStatus, StepKind
@@ -55,7 +55,13 @@ class JobRunner:
         self._abort = abort
         self._metrics = metrics
 
-    async def run(self, job: ClaimedJob, conns: Connections, advisor: Advisor) -> None:
+    async def run(
+        self,
+        job: ClaimedJob,
+        conns: Connections,
+        advisor: Advisor,
+        cancel: Cancel | None = None,
+    ) -> None:
         clock = asyncio.get_running_loop().time
         started = clock()
         self._metrics.runs_started.labels(job.name).inc()
@@ -70,7 +76,7 @@ class JobRunner:
         )
         status = RunStatus.INTERNAL
         try:
-            status = await self._steps(job, conns, advisor.policy(job.job_id))
+            status = await self._steps(job, conns, advisor.policy(job.job_id), cancel)
         except asyncio.CancelledError:
             status = RunStatus.ABORTED
         finally:
@@ -81,11 +87,13 @@ class JobRunner:
             "job {} ({}) finished: status {} in {:.3f}s", job.job_id, job.name, status, duration
         )
 
-    async def _steps(self, job: ClaimedJob, conns: Connections, policy: Policy) -> RunStatus:
+    async def _steps(
+        self, job: ClaimedJob, conns: Connections, policy: Policy, cancel: Cancel | None
+    ) -> RunStatus:
         """The run's status; a lost database or log row that cannot be written aborts it."""
         log = logger.bind(job_id=job.job_id, job_name=job.name)
         try:
-            return await run_steps(job, conns.store, conns.steps, self._observe, policy)
+            return await run_steps(job, conns.store, conns.steps, self._observe, policy, cancel)
         except psycopg.OperationalError as err:
             log.warning(
                 "job {} ({}): lost the database during the run ({}); run marked aborted",

@@ -21,6 +21,7 @@ from loguru import logger
 
 from notifyagent.agent.aio import first_of, wait_event
 from notifyagent.agent.connections import Connections, schema_gone
+from notifyagent.agent.job import Cancel
 from notifyagent.agent.runner import JobRunner
 from notifyagent.core import events
 from notifyagent.core.config import Settings
@@ -54,6 +55,7 @@ class Link(Protocol):
 class Run:
     job: ClaimedJob
     task: asyncio.Task[None]
+    cancel: Cancel
 
 
 class Scheduler:
@@ -102,6 +104,23 @@ class Scheduler:
     def notify(self, event: events.JobsChanged | events.PoliciesChanged | events.Resync) -> None:
         self._changes.record(event)
         self._wake.set()
+
+    def cancel(self, request: events.CancelJob) -> None:
+        """Stop a run of ours on request; a job running elsewhere (or not at all) is left to
+        the agent holding it (``cancel_job()`` said whether anyone does)."""
+        run = self._running.get(request.job_id)
+        if run is None:
+            logger.debug("cancel of job {}: not running on this agent", request.job_id)
+            return
+        what = "its running step" if request.step_only else "the run"
+        logger.bind(job_id=run.job.job_id, job_name=run.job.name).warning(
+            "job {} ({}): cancel requested by {}: stopping {}",
+            run.job.job_id,
+            run.job.name,
+            request.who,
+            what,
+        )
+        run.cancel.request(request.who, request.step_only)
 
     def connected(self, tz: ZoneInfo) -> None:
         """(Re)connected: read schedules in ``tz`` and reload everything."""
@@ -326,8 +345,11 @@ class Scheduler:
 
     def _start(self, job: ClaimedJob, conns: Connections) -> None:
         self._locked_retries.pop(job.job_id, None)
-        task = asyncio.create_task(self._runner.run(job, conns, self), name=f"job-{job.job_id}")
-        self._running[job.job_id] = Run(job, task)
+        cancel = Cancel()
+        task = asyncio.create_task(
+            self._runner.run(job, conns, self, cancel), name=f"job-{job.job_id}"
+        )
+        self._running[job.job_id] = Run(job, task, cancel)
         task.add_done_callback(lambda t: self._finished(job.job_id, t))
 
     def _finished(self, job_id: int, task: asyncio.Task[None]) -> None:

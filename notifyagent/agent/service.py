@@ -277,3 +277,5 @@ class Agent:
                 self.maintenance.pong(payload)
             case events.JobsChanged() | events.PoliciesChanged() | events.Resync():
                 self.scheduler.notify(event)
+            case events.CancelJob():
+                self.scheduler.cancel(event)

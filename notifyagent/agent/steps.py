@@ -2,7 +2,8 @@
 
 Semantics follow pgAgent (docs/compatibility.md §3.5, §3.6): SQL runs through the simple query
 protocol (several statements, one implicit transaction), ``result`` is the row count of the
-last statement or -1 on error, the output is '' or the server's error; a batch step is a
+last statement or -1 on error, the output is '' or the server's error, after the step's
+NOTICE/WARNING messages (an extension: pgAgent drops them); a batch step is a
 0700 script in a private temp dir run by ``/bin/sh``, ``result`` is its exit code (-1 when
 killed by a signal), the output is stdout then stderr after pgAgent's separator.
 """
@@ -59,6 +60,33 @@ async def _read_capped(stream: asyncio.StreamReader | None, limit: int) -> tuple
             kept += chunk[:room]
         dropped += max(0, len(chunk) - max(room, 0))
     return bytes(kept), dropped
+
+
+class Notices:
+    """The NOTICE / WARNING / INFO messages of one SQL step, as psql shows them
+    (``NOTICE:  text``, then DETAIL and HINT lines); past ``limit`` characters only counted,
+    so a step raising millions of notices cannot fill the agent's memory."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._lines: list[str] = []
+        self._size = 0
+        self.dropped = 0
+
+    def add(self, diag: psycopg.errors.Diagnostic) -> None:
+        text = f"{diag.severity_nonlocalized or diag.severity}:  {diag.message_primary or ''}"
+        if diag.message_detail:
+            text += f"\nDETAIL:  {diag.message_detail}"
+        if diag.message_hint:
+            text += f"\nHINT:  {diag.message_hint}"
+        if self._size >= self.limit:
+            self.dropped += len(text.encode()) + 1
+            return
+        self._lines.append(text)
+        self._size += len(text) + 1
+
+    def text(self) -> str:
+        return "\n".join(self._lines)
 
 
 class StepRunner:
@@ -130,6 +158,8 @@ class StepRunner:
             detail = describe_connect_error(target, err)
             logger.warning("step {} ({}): {}", step.id, step.name, detail)
             return Outcome(False, -1, f"{NO_CONNECTION}\n{detail}")
+        notices = Notices(self.max_output)
+        conn.add_notice_handler(notices.add)
         try:
             cur = conn.cursor()
             await cur.execute(step.code.encode())
@@ -139,20 +169,26 @@ class StepRunner:
             tuples = pgres.command_tuples if pgres is not None else None
             if pgres is not None and pgres.status == pq.ExecStatus.EMPTY_QUERY:
                 return Outcome(False, -1, "empty query: the step has no code")
-            return Outcome(True, tuples or 0, "")
+            return Outcome(True, tuples or 0, self._output(notices, ""))
         except psycopg.Error as err:
             message = _error_text(err)
             if conn.broken:
                 message = f"{message}\n(the connection to the database was lost)"
-            return Outcome(False, -1, truncated(conninfo.scrub(message), self.max_output))
+            return Outcome(False, -1, self._output(notices, message))
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(conn.cancel_safe(), 5)
             await conn.close()
             raise
         finally:
+            conn.remove_notice_handler(notices.add)
             if not conn.closed:
                 await self._release(target, conn)
+
+    def _output(self, notices: Notices, error: str) -> str:
+        """The notices in the order they came, then the error; within --max-output."""
+        text = "\n".join(x for x in (notices.text(), error) if x)
+        return truncated(conninfo.scrub(text), self.max_output, notices.dropped)
 
     # -- batch ----------------------------------------------------------------------------
 

@@ -220,3 +220,10 @@ def after_run(
 def locked_retry_delay(tries: int) -> float:
     """Seconds until the next claim of a due job whose row was locked ``tries`` times."""
     return backoff.delay(LOCKED_RETRY, tries, LOCKED_RETRY_MAX)
+
+
+def cancelled_step_status(step_only: bool, onerror: RunStatus) -> RunStatus:
+    """The status of a step stopped by a cancel request. A cancel of the job aborts the step
+    and the run ('d'); a cancel of the running step only (``cancel --step``) counts as the
+    step failing, so its on-error rule decides: 'f' fails the run, 's' and 'i' go on."""
+    return onerror if step_only else RunStatus.ABORTED

@@ -2,7 +2,9 @@
 
 The triggers (``sql/install.sql``) send ``<kind>:<id>[=<value>],...`` for job, schedule and
 exception changes, ``policy:<id>,...`` for policy rows, ``resync`` when a change is too large
-to describe; the liveness check sends ``ping:<agent>:<n>`` to itself.
+to describe; the liveness check sends ``ping:<agent>:<n>`` to itself. ``notifyagent.cancel_job()``
+sends ``cancel:<id>:<who>`` (``cancel-step:`` for the running step only), and jpgAgent's
+channel ``jpgagent_kill_job`` carries a bare job id.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ CHANNEL = "notifyagent"
 ORIGINS = {o.value: o for o in (Origin.EXPLICIT, Origin.RECOMPUTED, Origin.SCHEDULES)}
 ORIGINS["exception"] = Origin.SCHEDULES
 POLICY = "policy"
+#: jpgAgent's kill channel: ``NOTIFY jpgagent_kill_job, '<jobid>'`` cancels a running job
+KILL_CHANNEL = "jpgagent_kill_job"
+CANCEL = "cancel"
+CANCEL_STEP = "cancel-step"
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,17 @@ class Malformed:
     payload: str
 
 
-Event = JobsChanged | PoliciesChanged | Resync | Ping | Malformed
+@dataclass(frozen=True)
+class CancelJob:
+    """Stop a running job (or only its running step); only the agent holding it acts."""
+
+    job_id: int
+    step_only: bool
+    #: who asked, for the step's output (session user, application name)
+    who: str
+
+
+Event = JobsChanged | PoliciesChanged | Resync | Ping | Malformed | CancelJob
 
 
 def payload_items(rest: str) -> list[tuple[int, Stored | None]]:
@@ -65,11 +81,31 @@ def payload_items(rest: str) -> list[tuple[int, Stored | None]]:
 def label(payload: str) -> str:
     """The notification's kind as counted in the metrics (unknown kinds are 'other')."""
     kind = payload.partition(":")[0]
-    return kind if kind in ORIGINS or kind in ("ping", "resync") else "other"
+    return kind if kind in ORIGINS or kind in ("ping", "resync", CANCEL, CANCEL_STEP) else "other"
+
+
+def parse_kill(payload: str, sender: int) -> Event:
+    """A notification on jpgAgent's channel: the job id alone (who sent it is only known as
+    the sending backend's pid)."""
+    try:
+        job_id = int(payload.strip())
+    except ValueError:
+        return Malformed(payload)
+    return CancelJob(job_id, False, f"NOTIFY {KILL_CHANNEL} from backend pid {sender}")
+
+
+def _cancel(kind: str, rest: str, payload: str) -> Event:
+    job_id, _, who = rest.partition(":")
+    try:
+        return CancelJob(int(job_id), kind == CANCEL_STEP, who or "unknown")
+    except ValueError:
+        return Malformed(payload)
 
 
 def parse(payload: str) -> Event:
     kind, _, rest = payload.partition(":")
+    if kind in (CANCEL, CANCEL_STEP):
+        return _cancel(kind, rest, payload)
     origin = ORIGINS.get(kind)
     if origin is not None:
         try:

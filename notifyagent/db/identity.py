@@ -8,13 +8,15 @@ from datetime import datetime
 import psycopg
 from loguru import logger
 
-from notifyagent.core.events import CHANNEL
+from notifyagent.core.events import CHANNEL, KILL_CHANNEL
 from notifyagent.db.connect import AsyncConn
 from notifyagent.db.sql import query
 
 
 async def listen(conn: AsyncConn) -> None:
+    """Our channel, and jpgAgent's kill channel (so its users' ``NOTIFY`` keeps working)."""
     await conn.execute(f"LISTEN {CHANNEL}")
+    await conn.execute(f"LISTEN {KILL_CHANNEL}")
 
 
 async def timezone(conn: AsyncConn) -> tuple[str, str]:

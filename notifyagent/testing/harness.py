@@ -96,6 +96,8 @@ class MemoryAgent:
         if isinstance(event, events.JobsChanged | events.PoliciesChanged | events.Resync):
             # delivered after the writing "transaction", as NOTIFY is
             asyncio.get_running_loop().call_soon(self.scheduler.notify, event)
+        elif isinstance(event, events.CancelJob):
+            asyncio.get_running_loop().call_soon(self.scheduler.cancel, event)
 
     async def __aenter__(self) -> MemoryAgent:
         self.store.register(AGENT_ID, self.settings.station)

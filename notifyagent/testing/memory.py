@@ -136,6 +136,15 @@ class MemoryStore:
         self.t.jobs[job_id].never = False
         self._notify(f"job:{job_id}", CLIENT)
 
+    def cancel_job(self, job_id: int, who: str, step_only: bool = False) -> bool:
+        """``notifyagent.cancel_job()``: whether the job runs; if so, ask its agent to stop it."""
+        row = self.t.jobs.get(job_id)
+        if row is None or row.agent_id is None:
+            return False
+        kind = "cancel-step" if step_only else "cancel"
+        self._notify(f"{kind}:{job_id}:{who}", CLIENT)
+        return True
+
     def set_next_run(self, job_id: int, value: datetime | None, recomputed: bool = False) -> None:
         """A client writes the next run (``recomputed``: as the extension's recompute would,
         e.g. a value its function got wrong)."""

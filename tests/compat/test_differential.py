@@ -89,6 +89,27 @@ def empty_query_message(
     return None
 
 
+#: The severities a SQL step's messages are written with (steps.py Notices), and their
+#: DETAIL / HINT lines.
+NOTICE_LINE = ("DEBUG", "LOG", "INFO", "NOTICE", "WARNING", "DETAIL", "HINT")
+
+
+def notice_output(ref: StepRun, cand: StepRun, ctx: Context) -> tuple[StepRun, StepRun] | None:
+    """A SQL step whose notifyagent output is only its NOTICE/WARNING messages, where pgAgent
+    (which drops them) wrote '' (or, on a pooled connection that once failed, its stale
+    error: see stale_error)."""
+    lines = (cand.output or "").splitlines()
+    if not lines or not all(_is_notice(x) for x in lines):
+        return None
+    plain = replace(cand, output="")
+    return (ref, plain) if ref.output == "" else stale_error(ref, plain, ctx)
+
+
+def _is_notice(line: str) -> bool:
+    severity, sep, _ = line.partition(":  ")
+    return bool(sep) and severity in NOTICE_LINE
+
+
 def unstorable_output(ref: JobRun, cand: JobRun, ctx: Context) -> tuple[JobRun, JobRun] | None:
     """pgAgent's run stuck at the step whose output it could not store, completed with what
     the scenario says a log that can store it holds (scenario.NOT_UTF8_OUTPUTS): that step and
@@ -158,6 +179,15 @@ KNOWN_DIFFERENCES: list[KnownDifference] = [
         "notifyagent stores the output with each invalid byte replaced by U+FFFD and goes on; "
         "its run is compared with the exact outputs the scenario expects.",
         run_rule=unstorable_output,
+        always=True,
+    ),
+    KnownDifference(
+        "notice-output",
+        "pgAgent drops the NOTICE / WARNING / INFO messages of SQL steps; notifyagent writes "
+        "them into the step's output, in order, as psql shows them ('NOTICE:  text'), before "
+        "any error and within --max-output. Only outputs made of such lines where pgAgent "
+        "wrote '' are accepted.",
+        step_rule=notice_output,
         always=True,
     ),
     KnownDifference(

@@ -314,10 +314,8 @@ def test_serve_upgrades_an_installed_version_2(db: Database, agent_factory: Fact
     assert db.value("SELECT notifyagent.version()") == 2
     jobid = later_job(db, "upgraded")
     agent = agent_factory()
-    assert (
-        f"upgraded notifyagent triggers from version 2 to {NOTIFYAGENT_SCHEMA_VERSION}"
-        in agent.log()
-    )
+    upgraded = f"upgraded notifyagent triggers from version 2 to {NOTIFYAGENT_SCHEMA_VERSION}"
+    assert upgraded in agent.log()
     assert db.value("SELECT notifyagent.version()") == NOTIFYAGENT_SCHEMA_VERSION == 4
     script = (repo / "sql" / "install.sql").read_text()
     functions = db.rows(

@@ -14,6 +14,7 @@ from notifyagent.core.decisions import (
     NeverFires,
     Reason,
     after_run,
+    cancelled_step_status,
     locked_retry_delay,
     plan_queue,
     plan_refresh,
@@ -201,3 +202,11 @@ def test_a_locked_row_is_tried_again_sooner_than_later() -> None:
         2.0,
         2.0,
     ]
+
+
+@pytest.mark.parametrize("onerror", [RunStatus.FAILED, RunStatus.SUCCEEDED, RunStatus.INTERNAL])
+def test_a_cancelled_step(onerror: RunStatus) -> None:
+    """A cancel of the job aborts its step; a cancel of the step alone follows the step's
+    on-error rule, like any failure of that step."""
+    assert cancelled_step_status(False, onerror) is RunStatus.ABORTED
+    assert cancelled_step_status(True, onerror) is onerror

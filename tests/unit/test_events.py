@@ -6,7 +6,10 @@ import datetime as dt
 
 import pytest
 
+from notifyagent.agent.listener import received
 from notifyagent.core.events import (
+    KILL_CHANNEL,
+    CancelJob,
     Changes,
     JobsChanged,
     Malformed,
@@ -15,6 +18,7 @@ from notifyagent.core.events import (
     Resync,
     label,
     parse,
+    parse_kill,
 )
 from notifyagent.core.timetable import EPOCH, Origin, Stored
 
@@ -92,3 +96,26 @@ def test_a_resync_covers_what_was_pending() -> None:
     )
     changes.record(Resync())
     assert changes.take_resync()
+
+
+@pytest.mark.parametrize(
+    ("payload", "event"),
+    [
+        ("cancel:42:alice (psql: x)", CancelJob(42, False, "alice (psql: x)")),
+        ("cancel-step:42:bob", CancelJob(42, True, "bob")),
+        ("cancel:42", CancelJob(42, False, "unknown")),
+        ("cancel:x:bob", Malformed("cancel:x:bob")),
+    ],
+)
+def test_cancel_requests(payload: str, event: object) -> None:
+    assert parse(payload) == event
+    assert label(payload) == payload.partition(":")[0] or isinstance(event, Malformed)
+
+
+def test_jpgagent_kill_channel_carries_a_bare_job_id() -> None:
+    who = "NOTIFY jpgagent_kill_job from backend pid 999"
+    assert parse_kill(" 17 ", 999) == CancelJob(17, False, who)
+    assert parse_kill("all", 999) == Malformed("all")
+    assert received("17", 999, set(), KILL_CHANNEL) == parse_kill("17", 999)
+    # the same payload on our own channel is not a cancel
+    assert received("17", 999, set()) is None

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from notifyagent.core.model import RunStatus
+from notifyagent.core.model import RunStatus, Step
 from notifyagent.core.policy import Catchup, Overlap, Policy
 from notifyagent.core.schedule import Schedule, schedule_from_arrays
 from notifyagent.testing import FakeClock, MemoryAgent, MemoryStore, steps
@@ -168,3 +169,52 @@ def test_a_stop_lets_short_runs_finish_and_aborts_long_ones() -> None:
         assert [s.status for s in store.t.step_logs.values()] == [S, D]
 
     play(scenario)
+
+
+def test_a_cancel_aborts_the_run_and_the_schedule_goes_on() -> None:
+    """A cancel stops the running step at once (no later step runs), the run ends 'd' with
+    an output naming who asked, and the next scheduled run happens as usual."""
+
+    async def scenario(store: MemoryStore, clock: FakeClock) -> None:
+        job = store.add_job("long", steps("sleep 100", "ok"))
+        store.set_schedules(job, [every(job, (1, 5))])
+        async with MemoryAgent(store, clock) as agent:
+            await until(clock, at(1, 3))
+            assert store.cancel_job(job, "alice (psql)")
+            await until(clock, at(1, 4))
+            assert store.statuses(job) == [D]
+            assert store.snapshot(job).agent_id is None
+            assert not store.cancel_job(job, "alice (psql)")  # not running: nothing happens
+            await until(clock, at(5, 1))
+            assert agent.steps.started == [(job, "step1"), (job, "step1")]
+        logs = list(store.t.step_logs.values())
+        assert logs[0].status == D
+        assert "cancelled after 3.0s by alice (psql)" in str(logs[0].output)
+        assert starts(store, job) == [at(1), at(5)]
+
+    play(scenario)
+
+
+@pytest.mark.parametrize(("onerror", "run"), [(S, S), (RunStatus.INTERNAL, S), (F, F)])
+def test_a_step_cancel_follows_the_steps_on_error_rule(onerror: RunStatus, run: RunStatus) -> None:
+    """``cancel --step`` stops only the running step; its on-error rule decides whether the
+    job goes on ('s', 'i') or fails ('f')."""
+
+    async def scenario(store: MemoryStore, clock: FakeClock) -> None:
+        first, second = steps("sleep 100", "ok")
+        job = store.add_job("two", (with_onerror(first, onerror), second))
+        async with MemoryAgent(store, clock) as agent:
+            store.run_now(job)
+            await asyncio.sleep(2)
+            assert store.cancel_job(job, "bob", step_only=True)
+            await asyncio.sleep(1)
+            went_on = (job, "step2") in agent.steps.started
+        assert store.statuses(job) == [run]
+        assert went_on is (run is S)
+        assert next(iter(store.t.step_logs.values())).status == onerror
+
+    play(scenario)
+
+
+def with_onerror(step: Step, onerror: RunStatus) -> Step:
+    return replace(step, onerror=onerror)
