@@ -8,11 +8,22 @@ when a step vanished before it could be logged, else ``s`` (also for a job witho
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
 
 from loguru import logger
 
 from notifyagent.agent.steps import NO_CONNECTION
+from notifyagent.core.annotations import (
+    NONE,
+    Effective,
+    effective,
+    origin,
+    parallel_groups,
+    step_timeout,
+)
 from notifyagent.core.model import ClaimedJob, Outcome, RunStatus, Step, StepKind
 from notifyagent.core.policy import DEFAULT, Policy
 from notifyagent.core.ports import Steps, Store
@@ -27,16 +38,63 @@ async def run_steps(
     runner: Steps,
     observe: StepObserver | None = None,
     policy: Policy = DEFAULT,
+    plan: Effective | None = None,
 ) -> RunStatus:
     """Run every step of ``job``, writing its step log rows; return the job status.
 
-    The policy's job and step timeouts cancel a step (SQL: cancel request; batch: its process
-    group is killed) and fail it and the job with an output that says which limit it hit.
+    ``plan`` (the policy merged with the annotations in pgAdmin's fields) replaces ``policy``
+    when given. Its job and step timeouts cancel a step (SQL: cancel request; batch: its
+    process group is killed) and fail it and the job with an output that says which limit it
+    hit. A step annotated to run in parallel starts together with the step before it; the
+    group is awaited before the next step, each step keeps its own log row and on-error rule.
     """
+    plan = plan or effective(policy, NONE)
     clock = asyncio.get_running_loop().time
-    deadline = None if policy.job_timeout_s is None else clock() + policy.job_timeout_s
-    for n, step in enumerate(job.steps):
-        jslid = job.first_jslid if n == 0 else await store.step_start(job.jlgid, step.id)
+    job_timeout = plan.policy.job_timeout_s
+    deadline = None if job_timeout is None else clock() + job_timeout
+    run = _Run(job, store, runner, observe, plan, deadline)
+    for n, group in enumerate(parallel_groups(job.steps, plan.steps)):
+        first = job.first_jslid if n == 0 else None
+        if len(group) == 1:
+            statuses = [await run.step(group[0], first)]
+        else:
+            statuses = await _together(
+                [run.step(s, first if i == 0 else None) for i, s in enumerate(group)]
+            )
+        if RunStatus.INTERNAL in statuses:
+            return RunStatus.INTERNAL
+        if RunStatus.FAILED in statuses:
+            return RunStatus.FAILED
+    return RunStatus.SUCCEEDED
+
+
+async def _together(steps: list[Coroutine[Any, Any, RunStatus]]) -> list[RunStatus]:
+    """Run steps at once; an error in one (a lost database) stops the others."""
+    tasks = [asyncio.ensure_future(s) for s in steps]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+@dataclass
+class _Run:
+    job: ClaimedJob
+    store: Store
+    runner: Steps
+    observe: StepObserver | None
+    plan: Effective
+    deadline: float | None
+
+    async def step(self, step: Step, jslid: int | None) -> RunStatus:
+        """One step with its log row: its status, FAILED when the row could not be finished,
+        INTERNAL when the step was deleted before it could run."""
+        job = self.job
+        if jslid is None:
+            jslid = await self.store.step_start(job.jlgid, step.id)
         if jslid is None:
             logger.warning(
                 "job {} ({}): step {} ({}) was deleted before it could run; run ends 'i'",
@@ -46,25 +104,27 @@ async def run_steps(
                 step.name,
             )
             return RunStatus.INTERNAL
+        settings = self.plan.steps.get(step.id)
+        if settings is not None and settings.connection:
+            step = dataclasses.replace(step, params=settings.connection)
+        clock = asyncio.get_running_loop().time
         started = clock()
-        status, outcome = await _run_step(job, step, runner, policy, deadline)
+        status, outcome = await _run_step(job, step, self.runner, self.plan, self.deadline)
         elapsed = clock() - started
-        if observe is not None:
-            observe(step.kind, status, elapsed)
+        if self.observe is not None:
+            self.observe(step.kind, status, elapsed)
         _log_step(job, step, status, outcome, elapsed)
-        logged = await store.step_finish(jslid, status, outcome)
-        if status is RunStatus.FAILED or not logged:
-            return RunStatus.FAILED
-    return RunStatus.SUCCEEDED
+        logged = await self.store.step_finish(jslid, status, outcome)
+        return status if logged else RunStatus.FAILED
 
 
 async def _run_step(
-    job: ClaimedJob, step: Step, runner: Steps, policy: Policy, deadline: float | None
+    job: ClaimedJob, step: Step, runner: Steps, plan: Effective, deadline: float | None
 ) -> tuple[RunStatus, Outcome]:
-    """The step's status and outcome, within the policy's timeouts."""
+    """The step's status and outcome, within the timeouts."""
     clock = asyncio.get_running_loop().time
     started = clock()
-    limit, which, configured = _limit(policy, deadline, started)
+    limit, which, configured, source = _limit(plan, step.id, deadline, started)
     try:
         outcome = await asyncio.wait_for(runner.run(job.job_id, step), limit)
     except TimeoutError:
@@ -72,7 +132,7 @@ async def _run_step(
             False,
             -1,
             f"notifyagent: step cancelled after {clock() - started:.1f}s: "
-            f"the {which} timeout of {configured:g}s (notifyagent.job_policy) was reached",
+            f"the {which} timeout of {configured:g}s ({source}) was reached",
         )
     return (RunStatus.SUCCEEDED if outcome.ok else step.onerror), outcome
 
@@ -101,15 +161,20 @@ def _log_step(
         )
 
 
-def _limit(policy: Policy, deadline: float | None, now: float) -> tuple[float | None, str, float]:
-    """How long the next step may run, which timeout sets that limit, and its setting."""
+def _limit(
+    plan: Effective, step_id: int, deadline: float | None, now: float
+) -> tuple[float | None, str, float, str]:
+    """How long the next step may run, which timeout sets that limit, its setting and where
+    that came from."""
     limits = []
-    if policy.step_timeout_s is not None:
-        limits.append((policy.step_timeout_s, "step", policy.step_timeout_s))
-    if deadline is not None and policy.job_timeout_s is not None:
-        limits.append((max(0.0, deadline - now), "job", policy.job_timeout_s))
+    step_s, step_source = step_timeout(plan, step_id)
+    if step_s is not None:
+        limits.append((step_s, "step", step_s, step_source))
+    job_s = plan.policy.job_timeout_s
+    if deadline is not None and job_s is not None:
+        limits.append((max(0.0, deadline - now), "job", job_s, origin(plan.sources["job_timeout"])))
     if not limits:
-        return None, "", 0.0
+        return None, "", 0.0, ""
     return min(limits)
 
 

@@ -18,6 +18,7 @@ from loguru import logger
 from notifyagent.agent.aio import Backoff, first_of
 from notifyagent.agent.connections import Connections, schema_gone
 from notifyagent.agent.job import run_steps
+from notifyagent.core.annotations import Effective
 from notifyagent.core.config import Settings
 from notifyagent.core.decisions import AfterRun, Reason
 from notifyagent.core.model import ClaimedJob, RunStatus, StepKind
@@ -34,6 +35,8 @@ class Advisor(Protocol):
     """What a run asks the scheduler."""
 
     def policy(self, job_id: int) -> Policy: ...
+
+    def plan(self, job_id: int) -> Effective: ...
 
     def after_run(self, job: ClaimedJob, status: RunStatus) -> AfterRun: ...
 
@@ -70,7 +73,7 @@ class JobRunner:
         )
         status = RunStatus.INTERNAL
         try:
-            status = await self._steps(job, conns, advisor.policy(job.job_id))
+            status = await self._steps(job, conns, advisor.plan(job.job_id))
         except asyncio.CancelledError:
             status = RunStatus.ABORTED
         finally:
@@ -81,11 +84,11 @@ class JobRunner:
             "job {} ({}) finished: status {} in {:.3f}s", job.job_id, job.name, status, duration
         )
 
-    async def _steps(self, job: ClaimedJob, conns: Connections, policy: Policy) -> RunStatus:
+    async def _steps(self, job: ClaimedJob, conns: Connections, plan: Effective) -> RunStatus:
         """The run's status; a lost database or log row that cannot be written aborts it."""
         log = logger.bind(job_id=job.job_id, job_name=job.name)
         try:
-            return await run_steps(job, conns.store, conns.steps, self._observe, policy)
+            return await run_steps(job, conns.store, conns.steps, self._observe, plan=plan)
         except psycopg.OperationalError as err:
             log.warning(
                 "job {} ({}): lost the database during the run ({}); run marked aborted",

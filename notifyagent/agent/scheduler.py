@@ -21,8 +21,10 @@ from loguru import logger
 
 from notifyagent.agent.aio import first_of, wait_event
 from notifyagent.agent.connections import Connections, schema_gone
+from notifyagent.agent.policies import PolicyBook
 from notifyagent.agent.runner import JobRunner
 from notifyagent.core import events
+from notifyagent.core.annotations import Effective
 from notifyagent.core.config import Settings
 from notifyagent.core.decisions import (
     AfterRun,
@@ -35,7 +37,7 @@ from notifyagent.core.decisions import (
 )
 from notifyagent.core.events import Changes
 from notifyagent.core.model import ClaimedJob, JobState, RunStatus
-from notifyagent.core.policy import DEFAULT, Policy
+from notifyagent.core.policy import Policy
 from notifyagent.core.queue import DueQueue
 from notifyagent.core.timetable import Origin, Stored, Timetable
 from notifyagent.obs.metrics import Metrics
@@ -78,7 +80,8 @@ class Scheduler:
         self.queue = DueQueue()
         #: the zone is the database's, set on every connect
         self.timetable = Timetable(ZoneInfo("UTC"))
-        self.policies: dict[int, Policy] = {}
+        #: job_policy rows merged with the annotations in pgAdmin's fields
+        self.book = PolicyBook(metrics)
         #: set once the due-queue was loaded from the database for the first time
         self.ready = asyncio.Event()
         self._changes = Changes()
@@ -125,7 +128,10 @@ class Scheduler:
     # -- what a finishing run asks ---------------------------------------------------------
 
     def policy(self, job_id: int) -> Policy:
-        return self.policies.get(job_id, DEFAULT)
+        return self.book.policy(job_id)
+
+    def plan(self, job_id: int) -> Effective:
+        return self.book.plan(job_id)
 
     def server_now(self) -> datetime:
         """The database server's clock, estimated from the last reading."""
@@ -190,7 +196,7 @@ class Scheduler:
         store = self._connections().store
         if self._changes.take_resync():
             started = time.monotonic()
-            self.policies = await store.policies(None)
+            await self.book.load(store, None)
             self.timetable.replace(await store.schedules(None), None)
             states = await store.job_states(None)
             await self._apply(states, {s.job_id: Origin.RESYNC for s in states}, full=True)
@@ -206,10 +212,7 @@ class Scheduler:
                 logger.info("resynced: {} scheduled job(s)", len(self.queue))
         if self._changes.policies:
             ids = self._changes.take_policies()
-            found = await store.policies(ids)
-            for job_id in ids:
-                self.policies.pop(job_id, None)
-            self.policies.update(found)
+            await self.book.load(store, ids)
             logger.debug("policies reloaded for job(s) {}", ids)
         if self._changes.jobs:
             dirty, notified, changed = self._changes.take_jobs()
@@ -224,7 +227,7 @@ class Scheduler:
             self.server_now(),
             self._settings().station,
             {j: r.job.due for j, r in self._running.items()},
-            self.policies,
+            self.book.policies,
             self._written,
         )
 
