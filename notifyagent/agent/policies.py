@@ -45,8 +45,8 @@ class PolicyBook:
         for job_id in names | set(texts):
             old = self._annotations.pop(job_id, NONE)
             new = parse(texts[job_id]) if job_id in texts else NONE
-            if new.problems != old.problems:
-                _report(job_id, new)
+            if new != old:
+                _report(job_id, new, problems_changed=new.problems != old.problems)
             if new != NONE:
                 self._annotations[job_id] = new
             _hide_passwords(new)
@@ -59,16 +59,16 @@ class PolicyBook:
         self._metrics.annotation_errors.set(sum(a.errors for a in self._annotations.values()))
 
 
-def _report(job_id: int, found: Annotations) -> None:
-    """Each problem of a job's annotations, once per change of its texts."""
-    for p in found.problems:
+def _report(job_id: int, found: Annotations, *, problems_changed: bool) -> None:
+    """Each problem of a job's annotations, once per change of them."""
+    for p in found.problems if problems_changed else ():
         level = "INFO" if p.severity is Severity.NOTE else "WARNING"
         ignored = " (ignored)" if p.severity is Severity.ERROR else ""
         logger.bind(job_id=job_id).log(
             level, "job {}: annotation {}: {}{}", job_id, p.severity, p, ignored
         )
     if not found.problems:
-        logger.bind(job_id=job_id).info("job {}: annotations read without problems", job_id)
+        logger.bind(job_id=job_id).info("job {}: annotations read, no problems", job_id)
 
 
 def _hide_passwords(found: Annotations) -> None:
