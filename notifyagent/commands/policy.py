@@ -79,12 +79,17 @@ def _report(job_id: int, name: str, plan: Effective) -> dict[str, Any]:
     }
 
 
+def _show(value: object) -> object:
+    """Durations (seconds in the report) as "600s"."""
+    return f"{value:g}s" if isinstance(value, float) else value
+
+
 def _print(report: dict[str, Any]) -> None:
     print(f"job {report['job_id']} ({report['job_name']}): effective policy")
     print(
         table(
             ["key", "value", "from"],
-            [[k, v["value"], v["source"]] for k, v in report["policy"].items()],
+            [[k, _show(v["value"]), v["source"]] for k, v in report["policy"].items()],
         )
     )
     if report["steps"]:

@@ -313,8 +313,8 @@ def test_serve_upgrades_an_installed_version_2(db: Database, agent_factory: Fact
     assert db.value("SELECT notifyagent.version()") == 2
     jobid = later_job(db, "upgraded")
     agent = agent_factory()
-    assert "upgraded notifyagent triggers from version 2 to 3" in agent.log()
-    assert db.value("SELECT notifyagent.version()") == NOTIFYAGENT_SCHEMA_VERSION == 3
+    assert "upgraded notifyagent triggers from version 2 to 4" in agent.log()
+    assert db.value("SELECT notifyagent.version()") == NOTIFYAGENT_SCHEMA_VERSION == 4
     script = (repo / "sql" / "install.sql").read_text()
     functions = db.rows(
         "SELECT proname FROM pg_proc WHERE pronamespace = 'notifyagent'::regnamespace"
