@@ -189,8 +189,8 @@ BEGIN
 END $$;
 
 -- Annotations live in pgAdmin's own fields (job Comment, step Description): a changed text is
--- a changed policy for the agent ("policy:<jobid>,..."). Step rows only notify when an
--- annotated description comes, goes or changes.
+-- a changed policy for the agent ("policy:<jobid>,..."), sent only when the old or the new
+-- text holds an '@' (a cosmetic edit of a plain comment wakes nobody).
 CREATE OR REPLACE FUNCTION notifyagent.description_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -200,7 +200,8 @@ BEGIN
   ELSIF TG_TABLE_NAME = 'pga_job' THEN
     PERFORM notifyagent.notify_jobs('policy', ARRAY(
       SELECT n.jobid FROM new_rows n JOIN old_rows o USING (jobid)
-       WHERE n.jobdesc IS DISTINCT FROM o.jobdesc ORDER BY 1));
+       WHERE n.jobdesc IS DISTINCT FROM o.jobdesc
+         AND (n.jobdesc LIKE '%@%' OR o.jobdesc LIKE '%@%') ORDER BY 1));
   ELSIF TG_OP = 'INSERT' THEN
     PERFORM notifyagent.notify_jobs('policy', ARRAY(
       SELECT DISTINCT jstjobid FROM new_rows WHERE jstdesc LIKE '%@%' ORDER BY 1));
@@ -210,8 +211,8 @@ BEGIN
   ELSIF TG_OP = 'UPDATE' THEN
     PERFORM notifyagent.notify_jobs('policy', ARRAY(
       SELECT DISTINCT n.jstjobid FROM new_rows n JOIN old_rows o USING (jstid)
-       WHERE n.jstdesc IS DISTINCT FROM o.jstdesc OR n.jstenabled IS DISTINCT FROM o.jstenabled
-       ORDER BY 1));
+       WHERE (n.jstdesc IS DISTINCT FROM o.jstdesc OR n.jstenabled IS DISTINCT FROM o.jstenabled)
+         AND (n.jstdesc LIKE '%@%' OR o.jstdesc LIKE '%@%') ORDER BY 1));
   ELSE
     PERFORM pg_notify('notifyagent', 'resync');
   END IF;

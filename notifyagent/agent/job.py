@@ -16,14 +16,8 @@ from typing import Any
 from loguru import logger
 
 from notifyagent.agent.steps import NO_CONNECTION
-from notifyagent.core.annotations import (
-    NONE,
-    Effective,
-    effective,
-    origin,
-    parallel_groups,
-    step_timeout,
-)
+from notifyagent.core.annotations import NONE
+from notifyagent.core.effective import Effective, effective, origin, parallel_groups, step_timeout
 from notifyagent.core.model import ClaimedJob, Outcome, RunStatus, Step, StepKind
 from notifyagent.core.policy import DEFAULT, Policy
 from notifyagent.core.ports import Steps, Store

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from loguru import logger
 
 from notifyagent.core import secrets
-from notifyagent.core.annotations import NONE, Annotations, Effective, Severity, effective, parse
+from notifyagent.core.annotations import NONE, Annotations, Severity, parse
+from notifyagent.core.effective import Effective, effective
 from notifyagent.core.policy import DEFAULT, Policy
 from notifyagent.core.ports import Store
 from notifyagent.obs.metrics import Metrics
@@ -67,8 +68,13 @@ def _report(job_id: int, found: Annotations, *, problems_changed: bool) -> None:
         logger.bind(job_id=job_id).log(
             level, "job {}: annotation {}: {}{}", job_id, p.severity, p, ignored
         )
-    if not found.problems:
-        logger.bind(job_id=job_id).info("job {}: annotations read, no problems", job_id)
+    settings = len(found.policy) + len(found.email) + len(found.steps)
+    logger.bind(job_id=job_id).info(
+        "job {}: annotations read: {} setting(s), {} problem(s)",
+        job_id,
+        settings,
+        len(found.problems),
+    )
 
 
 def _hide_passwords(found: Annotations) -> None:

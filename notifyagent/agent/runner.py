@@ -18,9 +18,9 @@ from loguru import logger
 from notifyagent.agent.aio import Backoff, first_of
 from notifyagent.agent.connections import Connections, schema_gone
 from notifyagent.agent.job import run_steps
-from notifyagent.core.annotations import Effective
 from notifyagent.core.config import Settings
 from notifyagent.core.decisions import AfterRun, Reason
+from notifyagent.core.effective import Effective
 from notifyagent.core.model import ClaimedJob, RunStatus, StepKind
 from notifyagent.core.policy import Policy
 from notifyagent.core.ports import Store

@@ -24,7 +24,6 @@ from notifyagent.agent.connections import Connections, schema_gone
 from notifyagent.agent.policies import PolicyBook
 from notifyagent.agent.runner import JobRunner
 from notifyagent.core import events
-from notifyagent.core.annotations import Effective
 from notifyagent.core.config import Settings
 from notifyagent.core.decisions import (
     AfterRun,
@@ -35,6 +34,7 @@ from notifyagent.core.decisions import (
     plan_queue,
     plan_refresh,
 )
+from notifyagent.core.effective import Effective
 from notifyagent.core.events import Changes
 from notifyagent.core.model import ClaimedJob, JobState, RunStatus
 from notifyagent.core.policy import Policy

@@ -9,14 +9,8 @@ from typing import Any
 
 from notifyagent import db
 from notifyagent.commands.common import as_json, fetch, find_job, table
-from notifyagent.core.annotations import (
-    NONE,
-    Effective,
-    StepText,
-    Texts,
-    effective,
-    parse,
-)
+from notifyagent.core.annotations import NONE, StepText, Texts, parse
+from notifyagent.core.effective import Effective, effective
 from notifyagent.core.policy import POLICY_KEYS, Policy
 from notifyagent.core.secrets import MASK, add_secret
 

@@ -12,31 +12,20 @@ Two syntaxes, each on a line of its own:
 
 Parsing is pure: it returns the settings and a list of :class:`Problem` (what, where, how to
 fix). A setting that does not parse is left out (the others still apply), so a typo in a
-comment never stops a job. Precedence per key (:func:`effective`): a ``notifyagent.job_policy``
-row's non-default value, then the annotation, then the default.
+comment never stops a job. What a job then runs with: :mod:`notifyagent.core.effective`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Protocol, TypeVar
 
 from notifyagent.core.durations import duration_seconds, to_timedelta
-from notifyagent.core.policy import DEFAULT, POLICY_KEYS, Catchup, Overlap, Policy
-
-
-class _HasId(Protocol):
-    @property
-    def id(self) -> int: ...
-
-
-_T = TypeVar("_T", bound=_HasId)
+from notifyagent.core.policy import POLICY_KEYS, Catchup, Overlap
 
 
 class Severity(StrEnum):
@@ -104,7 +93,13 @@ _EMAIL_ON = ("FAIL", "SUCCEED", "ABORTED", "IGNORE")
 _DATABASE = {"HOST": "host", "NAME": "dbname", "LOGIN": "user", "PASSWORD": "password"}
 _STEP_KEYS = ("step_timeout", "parallel")
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
-_DURATION_FIX = 'write a duration like "30s", "5 min", "1h30m", "500 ms"'
+_DURATION_FIX = 'write a duration longer than 0, like "30s", "5 min", "1h30m", "500 ms"'
+_FIXES = {
+    "retries": "write a whole number from 0 to 100",
+    "overlap": "write skip or queue-one",
+    "catchup": "write once or skip",
+    "parallel": "write true or false",
+}
 
 
 def parse_duration(text: str) -> timedelta:
@@ -194,8 +189,7 @@ def _notifyagent_line(r: _Reader, n: int, rest: str, keys: Sequence[str]) -> Non
         try:
             parsed = _bool(value) if key == "parallel" else _policy_value(key, value)
         except ValueError as err:
-            fix = _DURATION_FIX if "duration" in str(err) or "unit" in str(err) else ""
-            r.problem(n, f"{key}: {err}", fix)
+            r.problem(n, f"{key}: {err}", _FIXES.get(key, _DURATION_FIX))
             continue
         r.set(n, key, parsed)
 
@@ -271,7 +265,7 @@ def _step_line(r: _Reader, n: int, name: str, value: str) -> None:
         else:
             r.problem(n, f"unknown annotation @{name}", "see notifyagent's README (annotations)")
     except ValueError as err:
-        fix = _DURATION_FIX if upper == "JOB_STEP_TIMEOUT" else ""
+        fix = _DURATION_FIX if upper == "JOB_STEP_TIMEOUT" else _FIXES["parallel"]
         r.problem(n, f"@{upper}: {err}", fix)
 
 
@@ -331,68 +325,3 @@ def _step_settings(values: Mapping[str, object]) -> StepSettings | None:
         parallel=values.get("parallel") is True,
         connection=connection,
     )
-
-
-class Source(StrEnum):
-    ROW = "row"
-    ANNOTATION = "annotation"
-    DEFAULT = "default"
-
-
-@dataclass(frozen=True)
-class Effective:
-    """The policy a job runs with, where each value came from, and its step settings."""
-
-    policy: Policy
-    sources: Mapping[str, Source]
-    steps: Mapping[int, StepSettings]
-    annotations: Annotations
-
-
-def effective(row: Policy | None, annotations: Annotations) -> Effective:
-    """Per key: the row's value where it is not the column's default, else the annotation's,
-    else the row's (holding the default) or the default. A row's ``step_timeout`` also wins
-    over steps' own timeouts."""
-    values: dict[str, object] = {}
-    sources: dict[str, Source] = {}
-    for key in POLICY_KEYS:
-        default = getattr(DEFAULT, key)
-        if row is not None and getattr(row, key) != default:
-            values[key], sources[key] = getattr(row, key), Source.ROW
-        elif key in annotations.policy:
-            values[key], sources[key] = annotations.policy[key], Source.ANNOTATION
-        else:
-            values[key] = default
-            sources[key] = Source.ROW if row is not None else Source.DEFAULT
-    policy = dataclasses.replace(DEFAULT, **values)  # type: ignore[arg-type]
-    steps = dict(annotations.steps)
-    if sources["step_timeout"] is Source.ROW and policy.step_timeout is not None:
-        steps = {i: dataclasses.replace(s, step_timeout=None) for i, s in steps.items()}
-    return Effective(policy, sources, steps, annotations)
-
-
-def origin(source: Source) -> str:
-    """A source as a run's output names it."""
-    return "notifyagent.job_policy" if source is Source.ROW else f"{source} in pgAdmin's fields"
-
-
-def step_timeout(eff: Effective, step_id: int) -> tuple[float | None, str]:
-    """The timeout (seconds) of one step and where it came from: the step's own annotation,
-    else the job's policy."""
-    settings = eff.steps.get(step_id)
-    if settings is not None and settings.step_timeout is not None:
-        return settings.step_timeout.total_seconds(), "step annotation in pgAdmin's fields"
-    return eff.policy.step_timeout_s, origin(eff.sources["step_timeout"])
-
-
-def parallel_groups(steps: Sequence[_T], settings: Mapping[int, StepSettings]) -> list[list[_T]]:
-    """Steps in order, a step marked parallel joining the group of the step before it (the
-    first step always starts a group)."""
-    groups: list[list[_T]] = []
-    for step in steps:
-        s = settings.get(step.id)
-        if groups and s is not None and s.parallel:
-            groups[-1].append(step)
-        else:
-            groups.append([step])
-    return groups

@@ -5,18 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from notifyagent.core.annotations import (
-    NONE,
-    Severity,
-    Source,
-    StepSettings,
-    StepText,
-    Texts,
-    effective,
-    parallel_groups,
-    parse,
-    step_timeout,
-)
+from notifyagent.core.annotations import NONE, Severity, StepSettings, StepText, Texts, parse
+from notifyagent.core.effective import Source, effective, parallel_groups, step_timeout
 from notifyagent.core.policy import Catchup, Overlap, Policy
 
 
