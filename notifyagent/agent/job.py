@@ -55,14 +55,16 @@ async def run_steps(
             statuses = await _together(
                 [run.step(s, first if i == 0 else None) for i, s in enumerate(group)]
             )
-        if RunStatus.INTERNAL in statuses:
+        if None in statuses:  # a step was deleted before it could run
             return RunStatus.INTERNAL
         if RunStatus.FAILED in statuses:
             return RunStatus.FAILED
     return RunStatus.SUCCEEDED
 
 
-async def _together(steps: list[Coroutine[Any, Any, RunStatus]]) -> list[RunStatus]:
+async def _together(
+    steps: list[Coroutine[Any, Any, RunStatus | None]],
+) -> list[RunStatus | None]:
     """Run steps at once; an error in one (a lost database) stops the others."""
     tasks = [asyncio.ensure_future(s) for s in steps]
     try:
@@ -83,9 +85,9 @@ class _Run:
     plan: Effective
     deadline: float | None
 
-    async def step(self, step: Step, jslid: int | None) -> RunStatus:
+    async def step(self, step: Step, jslid: int | None) -> RunStatus | None:
         """One step with its log row: its status, FAILED when the row could not be finished,
-        INTERNAL when the step was deleted before it could run."""
+        None when the step was deleted before it could run (the run then ends 'i')."""
         job = self.job
         if jslid is None:
             jslid = await self.store.step_start(job.jlgid, step.id)
@@ -97,7 +99,7 @@ class _Run:
                 step.id,
                 step.name,
             )
-            return RunStatus.INTERNAL
+            return None
         settings = self.plan.steps.get(step.id)
         if settings is not None and settings.connection:
             step = dataclasses.replace(step, params=settings.connection)
