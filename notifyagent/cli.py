@@ -172,8 +172,17 @@ def _add_jobs_file_commands(sub: Subparsers) -> None:
 
 
 def _add_operator_commands(sub: Subparsers) -> None:
-    p = sub.add_parser("status", help="agents, and jobs with next/last run and result")
+    p = sub.add_parser(
+        "status",
+        help="agents, and jobs with next/last run and result; with JOB: its effective policy",
+    )
     _add_common(p)
+    p.add_argument(
+        "job",
+        nargs="?",
+        help="job id or name: the policy it runs with, where each value came from "
+        "(job_policy row, annotation, default) and its annotation problems",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("run", help="run a job now (as pgAdmin's Run now); --wait follows it")
@@ -300,6 +309,10 @@ async def _export(args: argparse.Namespace) -> int:
 
 
 async def _status(args: argparse.Namespace) -> int:
+    if args.job is not None:
+        from notifyagent.commands.policy import job_status
+
+        return await job_status(_dsn(args), args.job, args.json)
     from notifyagent.commands.status import status
 
     return await status(_dsn(args), args.json)

@@ -259,6 +259,37 @@ BEGIN
   RETURN NULL;
 END $$;
 
+-- Annotations live in pgAdmin's own fields (job Comment, step Description): a changed text is
+-- a changed policy for the agent ("policy:<jobid>,..."), sent only when the old or the new
+-- text holds an '@' (a cosmetic edit of a plain comment wakes nobody).
+CREATE OR REPLACE FUNCTION notifyagent.description_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_TABLE_NAME = 'pga_job' AND TG_OP = 'INSERT' THEN
+    PERFORM notifyagent.notify_jobs('policy', ARRAY(
+      SELECT jobid FROM new_rows WHERE jobdesc LIKE '%@%' ORDER BY 1));
+  ELSIF TG_TABLE_NAME = 'pga_job' THEN
+    PERFORM notifyagent.notify_jobs('policy', ARRAY(
+      SELECT n.jobid FROM new_rows n JOIN old_rows o USING (jobid)
+       WHERE n.jobdesc IS DISTINCT FROM o.jobdesc
+         AND (n.jobdesc LIKE '%@%' OR o.jobdesc LIKE '%@%') ORDER BY 1));
+  ELSIF TG_OP = 'INSERT' THEN
+    PERFORM notifyagent.notify_jobs('policy', ARRAY(
+      SELECT DISTINCT jstjobid FROM new_rows WHERE jstdesc LIKE '%@%' ORDER BY 1));
+  ELSIF TG_OP = 'DELETE' THEN
+    PERFORM notifyagent.notify_jobs('policy', ARRAY(
+      SELECT DISTINCT jstjobid FROM old_rows WHERE jstdesc LIKE '%@%' ORDER BY 1));
+  ELSIF TG_OP = 'UPDATE' THEN
+    PERFORM notifyagent.notify_jobs('policy', ARRAY(
+      SELECT DISTINCT n.jstjobid FROM new_rows n JOIN old_rows o USING (jstid)
+       WHERE (n.jstdesc IS DISTINCT FROM o.jstdesc OR n.jstenabled IS DISTINCT FROM o.jstenabled)
+         AND (n.jstdesc LIKE '%@%' OR o.jstdesc LIKE '%@%') ORDER BY 1));
+  ELSE
+    PERFORM pg_notify('notifyagent', 'resync');
+  END IF;
+  RETURN NULL;
+END $$;
+
 -- A claim of a job that is not due (disabled, no next run, or next run in the future) is stale:
 -- pgAgent's poll thread can arrive after another agent already ran and released the job, and
 -- would run it a second time. Skipping the row makes that claim affect 0 rows instead.
@@ -392,3 +423,16 @@ CREATE OR REPLACE TRIGGER notifyagent_policy_delete AFTER DELETE ON notifyagent.
   REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION notifyagent.policy_changed();
 CREATE OR REPLACE TRIGGER notifyagent_policy_truncate AFTER TRUNCATE ON notifyagent.job_policy
   FOR EACH STATEMENT EXECUTE FUNCTION notifyagent.policy_changed();
+
+CREATE OR REPLACE TRIGGER notifyagent_job_desc_insert AFTER INSERT ON pgagent.pga_job
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION notifyagent.description_changed();
+CREATE OR REPLACE TRIGGER notifyagent_job_desc_update AFTER UPDATE ON pgagent.pga_job
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION notifyagent.description_changed();
+CREATE OR REPLACE TRIGGER notifyagent_step_insert AFTER INSERT ON pgagent.pga_jobstep
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION notifyagent.description_changed();
+CREATE OR REPLACE TRIGGER notifyagent_step_update AFTER UPDATE ON pgagent.pga_jobstep
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION notifyagent.description_changed();
+CREATE OR REPLACE TRIGGER notifyagent_step_delete AFTER DELETE ON pgagent.pga_jobstep
+  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION notifyagent.description_changed();
+CREATE OR REPLACE TRIGGER notifyagent_step_truncate AFTER TRUNCATE ON pgagent.pga_jobstep
+  FOR EACH STATEMENT EXECUTE FUNCTION notifyagent.description_changed();

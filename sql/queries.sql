@@ -405,6 +405,20 @@ SELECT jobid, job_timeout, step_timeout, retries, retry_delay, overlap, catchup,
   FROM notifyagent.job_policy
  WHERE %(ids)s::int[] IS NULL OR jobid = ANY(%(ids)s::int[])
 
+-- name: descriptions
+-- Annotations in pgAdmin's fields: the job comment and the step descriptions of the jobs that
+-- have any (all jobs when ids is NULL); the agent parses them (notifyagent/core/annotations.py).
+SELECT j.jobid, coalesce(j.jobdesc, '') AS jobdesc,
+       coalesce((SELECT json_agg(json_build_object('id', s.jstid, 'name', s.jstname,
+                                                   'desc', s.jstdesc) ORDER BY s.jstname, s.jstid)
+                   FROM pgagent.pga_jobstep s
+                  WHERE s.jstjobid = j.jobid AND s.jstenabled AND s.jstdesc LIKE '%%@%%'), '[]')
+         AS steps
+  FROM pgagent.pga_job j
+ WHERE (%(ids)s::int[] IS NULL OR j.jobid = ANY(%(ids)s::int[]))
+   AND (j.jobdesc LIKE '%%@%%' OR EXISTS (SELECT 1 FROM pgagent.pga_jobstep s
+                                         WHERE s.jstjobid = j.jobid AND s.jstdesc LIKE '%%@%%'))
+
 -- History retention (off by default) ----------------------------------------------------------
 
 -- name: retention_lock

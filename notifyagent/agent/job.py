@@ -9,13 +9,18 @@ when a step vanished before it could be logged, ``d`` when a cancel request stop
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
 
 from loguru import logger
 
 from notifyagent.agent.aio import first_of
 from notifyagent.agent.steps import NO_CONNECTION
+from notifyagent.core.annotations import NONE
 from notifyagent.core.decisions import cancelled_step_status
+from notifyagent.core.effective import Effective, effective, origin, parallel_groups, step_timeout
 from notifyagent.core.model import ClaimedJob, Outcome, RunStatus, Step, StepKind
 from notifyagent.core.policy import DEFAULT, Policy
 from notifyagent.core.ports import Steps, Store
@@ -58,24 +63,77 @@ async def run_steps(
     runner: Steps,
     observe: StepObserver | None = None,
     policy: Policy = DEFAULT,
+    plan: Effective | None = None,
     cancel: Cancel | None = None,
 ) -> RunStatus:
     """Run every step of ``job``, writing its step log rows; return the job status.
 
-    The policy's job and step timeouts cancel a step (SQL: cancel request; batch: its process
-    group is killed) and fail it and the job with an output that says which limit it hit; a
-    cancel request stops it the same way, with an output that says who asked.
+    ``plan`` (the policy merged with the annotations in pgAdmin's fields) replaces ``policy``
+    when given. Its job and step timeouts cancel a step (SQL: cancel request; batch: its
+    process group is killed) and fail it and the job with an output that says which limit it
+    hit. A step annotated to run in parallel starts together with the step before it; the
+    group is awaited before the next step, each step keeps its own log row and on-error rule.
+    A cancel request stops the running step(s) the same way, with an output that says who
+    asked; a cancel of the whole job ends the run 'd'.
     """
-    clock = asyncio.get_running_loop().time
+    plan = plan or effective(policy, NONE)
     cancel = cancel or Cancel()
-    deadline = None if policy.job_timeout_s is None else clock() + policy.job_timeout_s
-    for n, step in enumerate(job.steps):
+    clock = asyncio.get_running_loop().time
+    job_timeout = plan.policy.job_timeout_s
+    deadline = None if job_timeout is None else clock() + job_timeout
+    run = _Run(job, store, runner, observe, plan, deadline, cancel)
+    for n, group in enumerate(parallel_groups(job.steps, plan.steps)):
+        first = job.first_jslid if n == 0 else None
         if cancel.requested and not cancel.step_only:
-            if n == 0 and job.first_jslid is not None:
+            if first is not None:
                 outcome = Outcome(False, -1, f"notifyagent: cancelled by {cancel.who}")
-                await store.step_finish(job.first_jslid, RunStatus.ABORTED, outcome)
+                await store.step_finish(first, RunStatus.ABORTED, outcome)
             return RunStatus.ABORTED
-        jslid = job.first_jslid if n == 0 else await store.step_start(job.jlgid, step.id)
+        if len(group) == 1:
+            statuses = [await run.step(group[0], first)]
+        else:
+            statuses = await _together(
+                [run.step(s, first if i == 0 else None) for i, s in enumerate(group)]
+            )
+        if None in statuses:  # a step was deleted before it could run
+            return RunStatus.INTERNAL
+        if RunStatus.ABORTED in statuses:
+            return RunStatus.ABORTED
+        if RunStatus.FAILED in statuses:
+            return RunStatus.FAILED
+    return RunStatus.SUCCEEDED
+
+
+async def _together(
+    steps: list[Coroutine[Any, Any, RunStatus | None]],
+) -> list[RunStatus | None]:
+    """Run steps at once; an error in one (a lost database) stops the others."""
+    tasks = [asyncio.ensure_future(s) for s in steps]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+@dataclass
+class _Run:
+    job: ClaimedJob
+    store: Store
+    runner: Steps
+    observe: StepObserver | None
+    plan: Effective
+    deadline: float | None
+    cancel: Cancel
+
+    async def step(self, step: Step, jslid: int | None) -> RunStatus | None:
+        """One step with its log row: its status, FAILED when the row could not be finished,
+        None when the step was deleted before it could run (the run then ends 'i')."""
+        job = self.job
+        if jslid is None:
+            jslid = await self.store.step_start(job.jlgid, step.id)
         if jslid is None:
             logger.warning(
                 "job {} ({}): step {} ({}) was deleted before it could run; run ends 'i'",
@@ -84,35 +142,36 @@ async def run_steps(
                 step.id,
                 step.name,
             )
-            return RunStatus.INTERNAL
+            return None
+        settings = self.plan.steps.get(step.id)
+        if settings is not None and settings.connection:
+            step = dataclasses.replace(step, params=settings.connection)
+        clock = asyncio.get_running_loop().time
         started = clock()
-        status, outcome = await _run_step(job, step, runner, policy, deadline, cancel)
+        status, outcome = await _run_step(
+            job, step, self.runner, self.plan, self.deadline, self.cancel
+        )
         elapsed = clock() - started
-        if observe is not None:
-            observe(step.kind, status, elapsed)
+        if self.observe is not None:
+            self.observe(step.kind, status, elapsed)
         _log_step(job, step, status, outcome, elapsed)
-        logged = await store.step_finish(jslid, status, outcome)
-        if status in (RunStatus.FAILED, RunStatus.ABORTED):
-            return status
-        if not logged:
-            return RunStatus.FAILED
-    return RunStatus.SUCCEEDED
+        logged = await self.store.step_finish(jslid, status, outcome)
+        return status if logged else RunStatus.FAILED
 
 
 async def _run_step(
     job: ClaimedJob,
     step: Step,
     runner: Steps,
-    policy: Policy,
+    plan: Effective,
     deadline: float | None,
     cancel: Cancel,
 ) -> tuple[RunStatus, Outcome]:
-    """The step's status and outcome, within the policy's timeouts, unless a cancel request
-    stops it first (the step's own cancellation path: SQL cancel request, process group
-    killed)."""
+    """The step's status and outcome, within the timeouts, unless a cancel request stops it
+    first (the step's own cancellation path: SQL cancel request, process group killed)."""
     clock = asyncio.get_running_loop().time
     started = clock()
-    limit, which, configured = _limit(policy, deadline, started)
+    limit, which, configured, source = _limit(plan, step.id, deadline, started)
     task = asyncio.ensure_future(runner.run(job.job_id, step))
     try:
         await first_of([task, cancel.wait()], limit)
@@ -135,7 +194,7 @@ async def _run_step(
         False,
         -1,
         f"notifyagent: step cancelled after {took:.1f}s: "
-        f"the {which} timeout of {configured:g}s (notifyagent.job_policy) was reached",
+        f"the {which} timeout of {configured:g}s ({source}) was reached",
     )
 
 
@@ -163,15 +222,20 @@ def _log_step(
         )
 
 
-def _limit(policy: Policy, deadline: float | None, now: float) -> tuple[float | None, str, float]:
-    """How long the next step may run, which timeout sets that limit, and its setting."""
+def _limit(
+    plan: Effective, step_id: int, deadline: float | None, now: float
+) -> tuple[float | None, str, float, str]:
+    """How long the next step may run, which timeout sets that limit, its setting and where
+    that came from."""
     limits = []
-    if policy.step_timeout_s is not None:
-        limits.append((policy.step_timeout_s, "step", policy.step_timeout_s))
-    if deadline is not None and policy.job_timeout_s is not None:
-        limits.append((max(0.0, deadline - now), "job", policy.job_timeout_s))
+    step_s, step_source = step_timeout(plan, step_id)
+    if step_s is not None:
+        limits.append((step_s, "step", step_s, step_source))
+    job_s = plan.policy.job_timeout_s
+    if deadline is not None and job_s is not None:
+        limits.append((max(0.0, deadline - now), "job", job_s, origin(plan.sources["job_timeout"])))
     if not limits:
-        return None, "", 0.0
+        return None, "", 0.0, ""
     return min(limits)
 
 

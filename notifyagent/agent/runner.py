@@ -20,6 +20,7 @@ from notifyagent.agent.connections import Connections, schema_gone
 from notifyagent.agent.job import Cancel, run_steps
 from notifyagent.core.config import Settings
 from notifyagent.core.decisions import AfterRun, Reason
+from notifyagent.core.effective import Effective
 from notifyagent.core.model import ClaimedJob, RunStatus, StepKind
 from notifyagent.core.policy import Policy
 from notifyagent.core.ports import Store
@@ -34,6 +35,8 @@ class Advisor(Protocol):
     """What a run asks the scheduler."""
 
     def policy(self, job_id: int) -> Policy: ...
+
+    def plan(self, job_id: int) -> Effective: ...
 
     def after_run(self, job: ClaimedJob, status: RunStatus) -> AfterRun: ...
 
@@ -76,7 +79,7 @@ class JobRunner:
         )
         status = RunStatus.INTERNAL
         try:
-            status = await self._steps(job, conns, advisor.policy(job.job_id), cancel)
+            status = await self._steps(job, conns, advisor.plan(job.job_id), cancel)
         except asyncio.CancelledError:
             status = RunStatus.ABORTED
         finally:
@@ -88,12 +91,14 @@ class JobRunner:
         )
 
     async def _steps(
-        self, job: ClaimedJob, conns: Connections, policy: Policy, cancel: Cancel | None
+        self, job: ClaimedJob, conns: Connections, plan: Effective, cancel: Cancel | None
     ) -> RunStatus:
         """The run's status; a lost database or log row that cannot be written aborts it."""
         log = logger.bind(job_id=job.job_id, job_name=job.name)
         try:
-            return await run_steps(job, conns.store, conns.steps, self._observe, policy, cancel)
+            return await run_steps(
+                job, conns.store, conns.steps, self._observe, plan=plan, cancel=cancel
+            )
         except psycopg.OperationalError as err:
             log.warning(
                 "job {} ({}): lost the database during the run ({}); run marked aborted",

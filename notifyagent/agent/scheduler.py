@@ -22,6 +22,7 @@ from loguru import logger
 from notifyagent.agent.aio import first_of, wait_event
 from notifyagent.agent.connections import Connections, schema_gone
 from notifyagent.agent.job import Cancel
+from notifyagent.agent.policies import PolicyBook
 from notifyagent.agent.runner import JobRunner
 from notifyagent.core import events
 from notifyagent.core.config import Settings
@@ -34,9 +35,10 @@ from notifyagent.core.decisions import (
     plan_queue,
     plan_refresh,
 )
+from notifyagent.core.effective import Effective
 from notifyagent.core.events import Changes
 from notifyagent.core.model import ClaimedJob, JobState, RunStatus
-from notifyagent.core.policy import DEFAULT, Policy
+from notifyagent.core.policy import Policy
 from notifyagent.core.queue import DueQueue
 from notifyagent.core.timetable import Origin, Stored, Timetable
 from notifyagent.obs.metrics import Metrics
@@ -80,7 +82,8 @@ class Scheduler:
         self.queue = DueQueue()
         #: the zone is the database's, set on every connect
         self.timetable = Timetable(ZoneInfo("UTC"))
-        self.policies: dict[int, Policy] = {}
+        #: job_policy rows merged with the annotations in pgAdmin's fields
+        self.book = PolicyBook(metrics)
         #: set once the due-queue was loaded from the database for the first time
         self.ready = asyncio.Event()
         self._changes = Changes()
@@ -144,7 +147,10 @@ class Scheduler:
     # -- what a finishing run asks ---------------------------------------------------------
 
     def policy(self, job_id: int) -> Policy:
-        return self.policies.get(job_id, DEFAULT)
+        return self.book.policy(job_id)
+
+    def plan(self, job_id: int) -> Effective:
+        return self.book.plan(job_id)
 
     def server_now(self) -> datetime:
         """The database server's clock, estimated from the last reading."""
@@ -209,8 +215,8 @@ class Scheduler:
         store = self._connections().store
         if self._changes.take_resync():
             started = time.monotonic()
-            self.policies = await store.policies(None)
-            self.timetable.set_intervals(_intervals(self.policies), None)
+            await self.book.load(store, None)
+            self.timetable.set_intervals(_intervals(self.book.policies), None)
             self.timetable.replace(await store.schedules(None), None)
             states = await store.job_states(None)
             await self._apply(states, {s.job_id: Origin.RESYNC for s in states}, full=True)
@@ -226,11 +232,9 @@ class Scheduler:
                 logger.info("resynced: {} scheduled job(s)", len(self.queue))
         if self._changes.policies:
             ids = self._changes.take_policies()
-            found = await store.policies(ids)
-            for job_id in ids:
-                self.policies.pop(job_id, None)
-            self.policies.update(found)
+            await self.book.load(store, ids)
             logger.debug("policies reloaded for job(s) {}", ids)
+            found = {j: self.book.policies[j] for j in ids if j in self.book.policies}
             # a changed interval moves the next run: check it as after a schedule change
             self._changes.reschedule(self.timetable.set_intervals(_intervals(found), ids))
         if self._changes.jobs:
@@ -246,7 +250,7 @@ class Scheduler:
             self.server_now(),
             self._settings().station,
             {j: r.job.due for j, r in self._running.items()},
-            self.policies,
+            self.book.policies,
             self._written,
         )
 

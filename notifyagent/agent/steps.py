@@ -114,11 +114,17 @@ class StepRunner:
     # -- SQL ------------------------------------------------------------------------------
 
     def target(self, step: Step) -> str:
-        """``jstconnstr`` on its own when set, else the agent's DSN with ``dbname=jstdbname``."""
+        """``jstconnstr`` on its own when set, else the agent's DSN with ``dbname=jstdbname``;
+        then the step's annotated keywords (host, dbname, user, password) over either."""
         if step.connstr:
             conninfo.register_secrets(step.connstr)
-            return step.connstr
-        return conninfo.with_params(self.agent_dsn, dbname=step.dbname)
+            target = step.connstr
+        else:
+            target = conninfo.with_params(self.agent_dsn, dbname=step.dbname)
+        if step.params:
+            target = conninfo.with_params(target, **dict(step.params))
+            conninfo.register_secrets(target)
+        return target
 
     async def _acquire(self, target: str) -> psycopg.AsyncConnection[Any]:
         idle = self._idle[target]

@@ -61,6 +61,8 @@ class Step:
     connstr: str
     dbname: str
     onerror: RunStatus
+    #: libpq keywords over the step's connection (annotations: @DATABASE_HOST/NAME/LOGIN/...)
+    params: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Step:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from notifyagent.core.annotations import Texts
 from notifyagent.core.model import ClaimedJob, JobState, Outcome, RunStatus, Step
 from notifyagent.core.policy import Policy
 from notifyagent.core.schedule import Schedule
@@ -52,6 +53,11 @@ class Store(Protocol):
         ...
 
     async def policies(self, ids: Sequence[int] | None) -> dict[int, Policy]: ...
+
+    async def descriptions(self, ids: Sequence[int] | None) -> dict[int, Texts]:
+        """The annotated job comments and step descriptions of some jobs (all when None);
+        jobs without any annotation are left out."""
+        ...
 
     async def correct_next_runs(self, corrections: Sequence[NextRunCorrection]) -> set[int]:
         """Write next runs of jobs nobody runs whose row still holds the value seen; returns

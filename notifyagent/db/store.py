@@ -17,6 +17,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from notifyagent import conninfo
+from notifyagent.core.annotations import StepText, Texts
 from notifyagent.core.model import ClaimedJob, JobState, Outcome, RunStatus, Step
 from notifyagent.core.policy import Policy
 from notifyagent.core.ports import NextRunCorrection, Reaped
@@ -164,6 +165,16 @@ class PgStore:
     async def policies(self, ids: Sequence[int] | None) -> dict[int, Policy]:
         rows = await self._rows("policies", {"ids": list(ids) if ids is not None else None})
         return {int(r["jobid"]): Policy.from_row(dict(r)) for r in rows}
+
+    async def descriptions(self, ids: Sequence[int] | None) -> dict[int, Texts]:
+        rows = await self._rows("descriptions", {"ids": list(ids) if ids is not None else None})
+        return {
+            int(r["jobid"]): Texts(
+                r["jobdesc"],
+                tuple(StepText(int(s["id"]), str(s["name"]), str(s["desc"])) for s in r["steps"]),
+            )
+            for r in rows
+        }
 
     async def correct_next_runs(self, corrections: Sequence[NextRunCorrection]) -> set[int]:
         """Write (job id, seen, new) next runs; returns the jobs whose row was updated."""

@@ -70,6 +70,12 @@ class Metrics:
         self.history_deleted = Counter(
             "notifyagent_history_deleted", "Runs deleted by history retention", registry=r
         )
+        self.annotation_errors = Gauge(
+            "notifyagent_annotation_errors",
+            "Annotations in pgAdmin's job comments and step descriptions that do not parse "
+            "and are ignored",
+            registry=r,
+        )
         self.connected = Gauge(
             "notifyagent_connected", "1 while the LISTEN connection is up", registry=r
         )

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from notifyagent.core.annotations import Texts
 from notifyagent.core.model import ClaimedJob, JobState, Outcome, RunStatus, Step
 from notifyagent.core.policy import Policy
 from notifyagent.core.ports import NextRunCorrection, Reaped
@@ -65,6 +66,7 @@ class Tables:
     steps: dict[int, tuple[Step, ...]] = field(default_factory=dict)
     schedules: dict[int, tuple[Schedule, ...]] = field(default_factory=dict)
     policies: dict[int, Policy] = field(default_factory=dict)
+    descriptions: dict[int, Texts] = field(default_factory=dict)
     runs: dict[int, RunLog] = field(default_factory=dict)
     step_logs: dict[int, StepLog] = field(default_factory=dict)
     #: agent id -> station
@@ -128,6 +130,11 @@ class MemoryStore:
             self.t.policies.pop(job_id, None)
         else:
             self.t.policies[job_id] = policy
+        self._notify(f"policy:{job_id}", CLIENT)
+
+    def set_descriptions(self, job_id: int, texts: Texts) -> None:
+        """pgAdmin saved the job's comment or a step's description (its annotations)."""
+        self.t.descriptions[job_id] = texts
         self._notify(f"policy:{job_id}", CLIENT)
 
     def run_now(self, job_id: int) -> None:
@@ -194,6 +201,9 @@ class MemoryStore:
 
     async def policies(self, ids: Sequence[int] | None) -> dict[int, Policy]:
         return {j: p for j, p in self.t.policies.items() if ids is None or j in ids}
+
+    async def descriptions(self, ids: Sequence[int] | None) -> dict[int, Texts]:
+        return {j: t for j, t in self.t.descriptions.items() if ids is None or j in ids}
 
     async def correct_next_runs(self, corrections: Sequence[NextRunCorrection]) -> set[int]:
         done = set()

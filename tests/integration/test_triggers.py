@@ -61,6 +61,7 @@ def test_no_trigger_on_log_tables(db: Database) -> None:
         "pga_job",
         "pga_schedule",
         "pga_exception",
+        "pga_jobstep",  # annotations in step descriptions
         "job_policy",
     }
 
@@ -74,6 +75,15 @@ def test_job_changes_notify_with_job_ids(db: Database) -> None:
         assert payloads(conn) == [f"job:{jobid}"]
         # the claim (jobagentid, joblastrun) and cosmetic edits do not notify
         db.execute("UPDATE pgagent.pga_job SET jobdesc = 'x', joblastrun = now()")
+        assert payloads(conn) == []
+        # a comment with annotations is a policy change (and so is its removal)
+        db.execute("UPDATE pgagent.pga_job SET jobdesc = '@notifyagent retries=1'")
+        assert payloads(conn) == [f"policy:{jobid}"]
+        db.execute("UPDATE pgagent.pga_job SET jobdesc = ''")
+        assert payloads(conn) == [f"policy:{jobid}"]
+        db.execute("UPDATE pgagent.pga_jobstep SET jstdesc = '@RUN_IN_PARALLEL=true;'")
+        assert payloads(conn) == [f"policy:{jobid}"]
+        db.execute("UPDATE pgagent.pga_jobstep SET jstcode = 'SELECT 2'")
         assert payloads(conn) == []
         db.execute(
             "INSERT INTO pgagent.pga_schedule (jscjobid, jscname, jscminutes) "
