@@ -142,6 +142,20 @@ def agent_environ() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("NOTIFYAGENT_")}
 
 
+def processes(*argv: str) -> list[int]:
+    """Pids whose command line is ``argv`` (e.g. a step's ``sleep 29.871`` left behind)."""
+    wanted = [a.encode() for a in argv]
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if proc.name.isdigit() and cmdline.split(b"\0")[:-1] == wanted:
+            found.append(int(proc.name))
+    return found
+
+
 @dataclass
 class AgentProcess:
     """``notifyagent serve`` in a subprocess, its log in a file."""

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 from notifyagent import db
-from notifyagent.commands.common import fetch, find_job
+from notifyagent.commands.common import find_job
+from notifyagent.db.sql import fetch
 from notifyagent.errors import NotifyAgentError
 
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from notifyagent import conninfo, db
-from notifyagent.commands.common import fetch
 from notifyagent.db.schema import NOTIFYAGENT_SCHEMA_VERSION, Probe, verify_pgagent
+from notifyagent.db.sql import fetch
 
 
 @dataclass(frozen=True)

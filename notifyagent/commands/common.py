@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from notifyagent import db
-from notifyagent.db.sql import query
+from notifyagent.db.sql import fetch
 from notifyagent.errors import ConfigError
 
 
@@ -45,12 +45,6 @@ def as_json(value: Any) -> str:
         raise TypeError(type(o).__name__)
 
     return json.dumps(value, default=default, indent=2)
-
-
-async def fetch(conn: db.AsyncConn, name: str, **params: Any) -> list[dict[str, Any]]:
-    """The rows of the named query of ``sql/queries.sql``."""
-    cur = await conn.execute(query(name), params or None)
-    return [dict(r) for r in await cur.fetchall()]
 
 
 async def find_job(conn: db.AsyncConn, job: str) -> tuple[int, str]:

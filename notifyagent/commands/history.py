@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from notifyagent import db
-from notifyagent.commands.common import as_json, cell, fetch, find_job
+from notifyagent.commands.common import as_json, cell, find_job
 from notifyagent.core.model import status_label as label
+from notifyagent.db.sql import fetch
 
 
 def render_runs(runs: list[dict[str, Any]], steps: list[dict[str, Any]]) -> str:

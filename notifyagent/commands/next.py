@@ -13,10 +13,11 @@ from collections.abc import Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from notifyagent import db
-from notifyagent.commands.common import fetch, find_job
+from notifyagent.commands.common import find_job
 from notifyagent.core.cron import every_minute_if_empty, parse_cron
 from notifyagent.core.fields import FIELDS, parse_field
 from notifyagent.core.schedule import Schedule, next_runs, schedule_from_arrays
+from notifyagent.db.sql import fetch
 from notifyagent.db.store import PgStore as Store
 from notifyagent.errors import ConfigError
 

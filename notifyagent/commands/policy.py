@@ -8,11 +8,12 @@ from datetime import timedelta
 from typing import Any
 
 from notifyagent import db
-from notifyagent.commands.common import as_json, fetch, find_job, table
+from notifyagent.commands.common import as_json, find_job, table
 from notifyagent.core.annotations import NONE, StepText, Texts, parse
 from notifyagent.core.effective import Effective, effective
 from notifyagent.core.policy import POLICY_KEYS, Policy
 from notifyagent.core.secrets import MASK, add_secret
+from notifyagent.db.sql import fetch
 
 
 async def job_status(dsn: str, job: str, json_output: bool) -> int:

@@ -12,11 +12,11 @@ from typing import Any
 import psycopg
 
 from notifyagent import db
-from notifyagent.commands.common import as_json, fetch, find_job
+from notifyagent.commands.common import as_json, find_job
 from notifyagent.commands.history import render_runs
 from notifyagent.core.model import RunStatus
 from notifyagent.core.model import status_label as label
-from notifyagent.db.sql import query
+from notifyagent.db.sql import fetch, query
 from notifyagent.errors import ConfigError, NotifyAgentError
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from notifyagent import db
-from notifyagent.commands.common import as_json, fetch, table
+from notifyagent.commands.common import as_json, table
 from notifyagent.core.model import status_label as label
+from notifyagent.db.sql import fetch
 
 
 async def status(dsn: str, json_output: bool) -> int:

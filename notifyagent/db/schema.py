@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from loguru import logger
 
 from notifyagent.db.connect import AsyncConn
-from notifyagent.db.sql import query, script
+from notifyagent.db.sql import fetch, query, script
 from notifyagent.errors import ExtensionMissing, SchemaVersionMismatch
 
 #: The pgagent schema version this agent speaks (pgAgent 4.x).
@@ -26,16 +25,9 @@ class Probe:
     notifyagent_version: int | None
 
 
-async def _one(conn: AsyncConn, name: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-    cur = await conn.execute(query(name), params)
-    row = await cur.fetchone()
-    assert row is not None, name
-    return dict(row)
-
-
 async def verify_pgagent(conn: AsyncConn) -> Probe:
     """Raise a clear error unless the database has the pgagent schema at version 4."""
-    p = await _one(conn, "probe")
+    p = (await fetch(conn, "probe"))[0]
     if not p["has_pgagent"]:
         raise ExtensionMissing(
             f"database {p['dbname']!r} has no pgagent schema (table pgagent.pga_job not found): "
@@ -47,7 +39,7 @@ async def verify_pgagent(conn: AsyncConn) -> Probe:
             "function pgagent.pgagent_schema_version() is missing: the pgagent schema is older "
             'than version 4; run ALTER EXTENSION "pgagent" UPDATE; and try again'
         )
-    version = int((await _one(conn, "pgagent_schema_version"))["version"])
+    version = int((await fetch(conn, "pgagent_schema_version"))[0]["version"])
     if version != PGAGENT_SCHEMA_VERSION:
         raise SchemaVersionMismatch(
             f"unsupported pgagent schema version {version}: version {PGAGENT_SCHEMA_VERSION} is "
@@ -55,7 +47,7 @@ async def verify_pgagent(conn: AsyncConn) -> Probe:
         )
     installed = None
     if p["has_notifyagent"]:
-        installed = int((await _one(conn, "notifyagent_version"))["version"])
+        installed = int((await fetch(conn, "notifyagent_version"))[0]["version"])
     return Probe(
         server_version=p["server_version"],
         dbname=p["dbname"],

@@ -13,8 +13,11 @@ import re
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import Any
 
+import psycopg
 from psycopg import sql
+from psycopg.rows import DictRow
 
 
 def sql_dir() -> Traversable:
@@ -55,3 +58,11 @@ def query(name: str) -> sql.SQL:
         return sql.SQL(_queries()[name])
     except KeyError:
         raise KeyError(f"no query named {name!r} in {sql_dir() / 'queries.sql'}") from None
+
+
+async def fetch(
+    conn: psycopg.AsyncConnection[DictRow], name: str, **params: Any
+) -> list[dict[str, Any]]:
+    """The rows of the named query of ``sql/queries.sql`` on ``conn``."""
+    cur = await conn.execute(query(name), params or None)
+    return [dict(r) for r in await cur.fetchall()] if cur.description else []

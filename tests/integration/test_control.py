@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -15,6 +14,7 @@ from tests.agent import (
     batch_step,
     joblogs,
     make_job,
+    processes,
     run_now,
     sql_step,
     steplogs,
@@ -38,20 +38,6 @@ def every_minute(db: Database, jobid: int) -> None:
         "VALUES (%s, 'every minute', now() - interval '1 day', array_fill(true, ARRAY[60]))",
         (jobid,),
     )
-
-
-def processes(*argv: str) -> list[int]:
-    """Pids whose command line is ``argv``."""
-    wanted = [a.encode() for a in argv]
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            cmdline = (proc / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if proc.name.isdigit() and cmdline.split(b"\0")[:-1] == wanted:
-            found.append(int(proc.name))
-    return found
 
 
 def long_job(db: Database, name: str, kind: str, **kw: object) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
-from pathlib import Path
 
 import pytest
 
@@ -14,6 +13,7 @@ from tests.agent import (
     batch_step,
     joblogs,
     make_job,
+    processes,
     run_now,
     sql_step,
     steplogs,
@@ -54,20 +54,6 @@ FIRST_STEP_S = 0.7
 def _seconds(value: timedelta | None) -> float:
     assert value is not None
     return value.total_seconds()
-
-
-def _processes_running(*argv: str) -> list[int]:
-    """Pids whose command line is ``argv``."""
-    wanted = [a.encode() for a in argv]
-    pids = []
-    for proc in Path("/proc").iterdir():
-        try:
-            cmdline = (proc / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if proc.name.isdigit() and cmdline.split(b"\0")[:-1] == wanted:
-            pids.append(int(proc.name))
-    return pids
 
 
 @pytest.mark.parametrize("kind", ["sql", "batch"])
@@ -119,7 +105,7 @@ def test_timeouts_fire_near_their_value(
         )
         assert busy == 0, "the cancelled statement still runs"
     else:
-        assert _processes_running("sleep", long_s) == [], "the killed script still runs"
+        assert processes("sleep", long_s) == [], "the killed script still runs"
 
 
 #: retry_delay of the retry test: the first retry waits this long, the second twice as long.
