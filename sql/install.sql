@@ -1,4 +1,4 @@
--- notifyagent's own database objects (schema version 4).
+-- notifyagent's own database objects (schema version 5).
 -- Applied in one transaction by `notifyagent install` (and by `serve` when missing or older).
 -- Every statement is idempotent (CREATE OR REPLACE / IF NOT EXISTS), so the same script installs
 -- and upgrades an earlier version in place.
@@ -10,7 +10,7 @@ CREATE SCHEMA IF NOT EXISTS notifyagent;
 COMMENT ON SCHEMA notifyagent IS 'notifyagent: change notifications and safety triggers for the pgagent schema';
 
 CREATE OR REPLACE FUNCTION notifyagent.version() RETURNS int
-LANGUAGE sql IMMUTABLE AS 'SELECT 4';
+LANGUAGE sql IMMUTABLE AS 'SELECT 5';
 
 -- Per-job policies: what pgAgent cannot express. A job without a row behaves like pgAgent.
 -- Rows go with their job (ON DELETE CASCADE), so pgAdmin's job deletion keeps working.
@@ -173,11 +173,9 @@ BEGIN
         OR n.jobenabled IS DISTINCT FROM o.jobenabled
         OR n.jobhostagent IS DISTINCT FROM o.jobhostagent
         OR (o.jobagentid IS NOT NULL AND n.jobagentid IS NULL);
-    IF kind = 'recompute' THEN
-      PERFORM notifyagent.notify_next_runs(kind, ids, next_runs);
-    ELSE
-      PERFORM notifyagent.notify_jobs(kind, ids);
-    END IF;
+    -- with the values: a recompute's is checked against the agent's engine; since version 5
+    -- an explicit one (Run now) lets the agent claim the job before it reads the row
+    PERFORM notifyagent.notify_next_runs(kind, ids, next_runs);
   ELSE  -- TRUNCATE
     PERFORM pg_notify('notifyagent', 'resync');
   END IF;
@@ -293,10 +291,13 @@ END $$;
 -- A claim of a job that is not due (disabled, no next run, or next run in the future) is stale:
 -- pgAgent's poll thread can arrive after another agent already ran and released the job, and
 -- would run it a second time. Skipping the row makes that claim affect 0 rows instead.
+-- Version 5: notifyagent claims up to a second ahead of the due time (the run then waits for
+-- it), so "in the future" means more than a second ahead; a released job's next run is later.
 CREATE OR REPLACE FUNCTION notifyagent.claim_guard() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-  IF NOT OLD.jobenabled OR OLD.jobnextrun IS NULL OR OLD.jobnextrun > now() THEN
+  IF NOT OLD.jobenabled OR OLD.jobnextrun IS NULL
+     OR OLD.jobnextrun > now() + interval '1 second' THEN
     RETURN NULL;
   END IF;
   RETURN NEW;

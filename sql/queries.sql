@@ -53,6 +53,16 @@ SELECT (SELECT count(*) FROM old) AS found, (SELECT count(*) FROM moved) AS move
 -- name: unregister
 DELETE FROM pgagent.pga_jobagent WHERE jagpid = %(agent)s
 
+-- name: connection_room
+-- How many more connections the server accepts: max_connections less the slots reserved for
+-- superusers (and, from PostgreSQL 16, for roles with pg_use_reserved_connections) and every
+-- session open now (ours included).
+SELECT current_setting('max_connections')::int
+       - current_setting('superuser_reserved_connections')::int
+       - coalesce(nullif(current_setting('reserved_connections', true), '')::int, 0)
+       - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int
+       AS room
+
 -- name: liveness
 -- The periodic liveness check, one statement: a ping through the notification channel (it must
 -- come back on our LISTEN connection) and the agents whose backend is gone.
@@ -121,25 +131,29 @@ RETURNING j.jobid
 SELECT current_setting('TimeZone') AS tz, (SELECT source FROM pg_settings WHERE name = 'TimeZone') AS source
 
 -- name: claim
--- The claim: take up to "limit" of the given jobs that are still due, enabled, unclaimed and
--- allowed on this station, skipping rows another session holds locked; start their run log
--- ('r') and the log row of their first step, and read their enabled steps in pgAgent's order
--- (jstname, jstid), all in one round trip.
+-- The claim: take up to "limit" of the given jobs that are due within "ahead" seconds, enabled,
+-- unclaimed and allowed on this station, skipping rows another session holds locked; start
+-- their run log ('r') and the log row of their first step, and read their enabled steps in
+-- pgAgent's order (jstname, jstid), all in one round trip. A job claimed before its due time
+-- (the agent claims a few ms ahead, so the claim's round trip is not part of the start lag)
+-- is logged as starting at its due time, and "wait" says how long the agent must wait for it
+-- (server clock, measured when the statement ends: never early, whatever the clocks say).
 WITH candidates AS (
   SELECT jobid FROM pgagent.pga_job
    WHERE jobid = ANY(%(ids)s::int[]) AND jobenabled AND jobagentid IS NULL
-     AND jobnextrun <= now() AND (jobhostagent = '' OR jobhostagent = %(station)s)
+     AND jobnextrun <= now() + make_interval(secs => %(ahead)s)
+     AND (jobhostagent = '' OR jobhostagent = %(station)s)
    ORDER BY jobnextrun, jobid
    LIMIT %(limit)s
    FOR UPDATE SKIP LOCKED),
 claimed AS (
-  UPDATE pgagent.pga_job j SET jobagentid = %(agent)s, joblastrun = now()
+  UPDATE pgagent.pga_job j SET jobagentid = %(agent)s, joblastrun = greatest(now(), j.jobnextrun)
     FROM candidates c WHERE j.jobid = c.jobid
-  RETURNING j.jobid, j.jobname, j.jobnextrun),
+  RETURNING j.jobid, j.jobname, j.jobnextrun, j.joblastrun),
 logged AS (
-  INSERT INTO pgagent.pga_joblog (jlgjobid, jlgstatus)
-  SELECT jobid, 'r' FROM claimed
-  RETURNING jlgid, jlgjobid),
+  INSERT INTO pgagent.pga_joblog (jlgjobid, jlgstatus, jlgstart)
+  SELECT jobid, 'r', joblastrun FROM claimed
+  RETURNING jlgid, jlgjobid, jlgstart),
 requested AS (
   -- `run JOB --step NAME`: this run is that step alone (consumed here; stale ones dropped)
   DELETE FROM notifyagent.step_request r USING claimed c WHERE r.jobid = c.jobid
@@ -156,11 +170,11 @@ steps AS (
      AND CASE WHEN q.jobid IS NULL THEN s.jstenabled ELSE s.jstid = q.jstid END
    GROUP BY s.jstjobid),
 first_logged AS (
-  INSERT INTO pgagent.pga_jobsteplog (jsljlgid, jsljstid, jslstatus)
-  SELECT l.jlgid, s.first_step, 'r' FROM logged l JOIN steps s ON s.jstjobid = l.jlgjobid
+  INSERT INTO pgagent.pga_jobsteplog (jsljlgid, jsljstid, jslstatus, jslstart)
+  SELECT l.jlgid, s.first_step, 'r', l.jlgstart FROM logged l JOIN steps s ON s.jstjobid = l.jlgjobid
   RETURNING jslid, jsljlgid)
 SELECT c.jobid, c.jobname, l.jlgid, f.jslid AS first_jslid, c.jobnextrun AS due,
-       now() AS claimed_at,
+       c.joblastrun AS claimed_at,
        extract(epoch FROM clock_timestamp() - c.jobnextrun)::float8 AS lag,
        coalesce(s.steps, '[]') AS steps
   FROM claimed c
@@ -176,28 +190,42 @@ SELECT %(jlgid)s, jstid, 'r' FROM pgagent.pga_jobstep WHERE jstid = %(jstid)s
 RETURNING jslid
 
 -- name: step_finish
-UPDATE pgagent.pga_jobsteplog
-   SET jslduration = now() - jslstart, jslresult = %(result)s, jslstatus = %(status)s::text,
-       jsloutput = %(output)s
- WHERE jslid = %(jslid)s AND jslstatus = 'r'
+-- The end of one or more steps (of runs whose steps ended at the same moment); returns the log
+-- rows that were still running (another agent may have marked them 'd', taking us for dead).
+UPDATE pgagent.pga_jobsteplog l
+   SET jslduration = now() - l.jslstart, jslresult = r.result, jslstatus = r.status,
+       jsloutput = r.output
+  FROM unnest(%(jslids)s::int[], %(statuses)s::text[], %(results)s::int[], %(outputs)s::text[])
+       AS r(jslid, status, result, output)
+ WHERE l.jslid = r.jslid AND l.jslstatus = 'r'
+RETURNING l.jslid
 
 -- name: release
--- The release, one statement: finish the run log (a 'd' run keeps no duration, as pgAgent's
--- zombie cleanup leaves it) and hand the job back with the engine's next run ('-infinity' =
--- none, stored as NULL). Rows another agent already marked 'd' (it took us for dead) stay.
-WITH log AS (
-  UPDATE pgagent.pga_joblog
-     SET jlgstatus = %(status)s::text,
-         jlgduration = CASE WHEN %(status)s::text = 'd' THEN NULL ELSE now() - jlgstart END
-   WHERE jlgid = %(jlgid)s AND jlgstatus = 'r'
-  RETURNING jlgid),
+-- The release of one or more runs (those that ended at the same moment), one statement: finish
+-- each run log (a 'd' run keeps no duration, as pgAgent's zombie cleanup leaves it) and hand
+-- the job back with the engine's next run ('-infinity' = none, stored as NULL; NULL = let the
+-- extension's trigger compute it). Rows another agent already marked 'd' (it took us for dead)
+-- stay. Returns the jobs that were still ours.
+WITH r AS (
+  SELECT * FROM unnest(%(jlgids)s::int[], %(jobids)s::int[], %(statuses)s::text[],
+                       %(agents)s::int[], %(nextruns)s::timestamptz[])
+           AS r(jlgid, jobid, status, agent, nextrun)),
+log AS (
+  UPDATE pgagent.pga_joblog l
+     SET jlgstatus = r.status,
+         jlgduration = CASE WHEN r.status = 'd' THEN NULL ELSE now() - l.jlgstart END
+    FROM r
+   WHERE l.jlgid = r.jlgid AND l.jlgstatus = 'r'
+  RETURNING l.jlgid),
 steps AS (
-  UPDATE pgagent.pga_jobsteplog SET jslstatus = 'd'
-   WHERE jsljlgid = %(jlgid)s AND jslstatus = 'r' AND %(status)s::text = 'd'
-  RETURNING jslid)
-UPDATE pgagent.pga_job SET jobagentid = NULL, jobnextrun = %(nextrun)s::timestamptz
- WHERE jobid = %(jobid)s AND jobagentid = %(agent)s
-RETURNING (SELECT count(*) FROM log) AS logged
+  UPDATE pgagent.pga_jobsteplog s SET jslstatus = 'd'
+    FROM r
+   WHERE s.jsljlgid = r.jlgid AND s.jslstatus = 'r' AND r.status = 'd'
+  RETURNING s.jslid)
+UPDATE pgagent.pga_job j SET jobagentid = NULL, jobnextrun = r.nextrun
+  FROM r
+ WHERE j.jobid = r.jobid AND j.jobagentid = r.agent
+RETURNING j.jobid, (SELECT count(*) FROM log) AS logged, (SELECT count(*) FROM steps) AS aborted
 
 -- name: finish_log
 -- Fallback when the release statement fails: the run log on its own.

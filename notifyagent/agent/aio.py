@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -35,6 +37,31 @@ async def first_of(
         for loser in created:
             loser.cancel()
     return done
+
+
+#: The last part of a precise wait (seconds) is slept in a thread: the event loop's timers
+#: wake up to ~1 ms late (epoll counts whole milliseconds), a thread's nanosleep ~0.1 ms.
+FINE_WAIT = 0.0015
+_alarm = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notifyagent-alarm")
+
+
+async def sleep_until(at: float) -> None:
+    """Sleep until loop time ``at``, to within ~0.1 ms rather than asyncio's ~1 ms."""
+    loop = asyncio.get_running_loop()
+    coarse = at - loop.time() - FINE_WAIT
+    if coarse > 0:
+        await asyncio.sleep(coarse)
+    remaining = at - loop.time()
+    if remaining > 0:
+        await loop.run_in_executor(_alarm, _nap_until, time.monotonic() + remaining)
+
+
+def _nap_until(deadline: float) -> None:
+    """In the alarm thread: sleep until ``deadline`` (monotonic clock), unless already past
+    (a wait queued behind an earlier one)."""
+    delay = deadline - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
 
 
 async def wait_event(event: asyncio.Event, seconds: float) -> bool:

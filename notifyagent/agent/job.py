@@ -143,9 +143,7 @@ class _Run:
                 step.name,
             )
             return None
-        settings = self.plan.steps.get(step.id)
-        if settings is not None and settings.connection:
-            step = dataclasses.replace(step, params=settings.connection)
+        step = with_connection(step, self.plan)
         clock = asyncio.get_running_loop().time
         started = clock()
         status, outcome = await _run_step(
@@ -157,6 +155,19 @@ class _Run:
         _log_step(job, step, status, outcome, elapsed)
         logged = await self.store.step_finish(jslid, status, outcome)
         return status if logged else RunStatus.FAILED
+
+
+def with_connection(step: Step, plan: Effective) -> Step:
+    """``step`` with the connection keywords its annotations set, if any."""
+    settings = plan.steps.get(step.id)
+    if settings is not None and settings.connection:
+        return dataclasses.replace(step, params=settings.connection)
+    return step
+
+
+def first_step(job: ClaimedJob, plan: Effective) -> Step | None:
+    """The step a run of ``job`` starts with (as it will run), None for a job without steps."""
+    return with_connection(job.steps[0], plan) if job.steps else None
 
 
 async def _run_step(

@@ -15,15 +15,15 @@ from typing import Protocol
 import psycopg
 from loguru import logger
 
-from notifyagent.agent.aio import Backoff, first_of
+from notifyagent.agent.aio import Backoff, first_of, sleep_until
 from notifyagent.agent.connections import Connections, schema_gone
-from notifyagent.agent.job import Cancel, run_steps
+from notifyagent.agent.job import Cancel, first_step, run_steps
 from notifyagent.core.config import Settings
 from notifyagent.core.decisions import AfterRun, Reason
 from notifyagent.core.effective import Effective
 from notifyagent.core.model import ClaimedJob, RunStatus, StepKind
 from notifyagent.core.policy import Policy
-from notifyagent.core.ports import Store
+from notifyagent.core.ports import Steps, Store
 from notifyagent.core.timetable import Stored
 from notifyagent.obs.metrics import Metrics
 
@@ -64,30 +64,44 @@ class JobRunner:
         conns: Connections,
         advisor: Advisor,
         cancel: Cancel | None = None,
+        claimed: float | None = None,
     ) -> None:
+        """Run ``job`` and release it. ``claimed`` is the loop time the claim's result came
+        in: a job claimed ahead of its due time (negative lag) waits until then, with its
+        first step's connection made ready meanwhile."""
         clock = asyncio.get_running_loop().time
-        started = clock()
-        self._metrics.runs_started.labels(job.name).inc()
-        self._metrics.start_lag.observe(max(0.0, job.lag))
-        log = logger.bind(job_id=job.job_id, job_name=job.name)
-        log.bind(lag_ms=round(job.lag * 1000, 1)).info(
-            "job {} ({}) started, {:.1f} ms after due, {} step(s)",
-            job.job_id,
-            job.name,
-            job.lag * 1000,
-            len(job.steps),
-        )
+        claimed = clock() if claimed is None else claimed
+        self._metrics.runs_started.inc()
+        plan = advisor.plan(job.job_id)
         status = RunStatus.INTERNAL
+        lag = job.lag
         try:
-            status = await self._steps(job, conns, advisor.plan(job.job_id), cancel)
+            if job.lag < 0:
+                await _ready(job, conns.steps, plan, claimed - job.lag)
+            lag = job.lag + clock() - claimed
+            self._metrics.start_lag.observe(max(0.0, lag))
+            logger.debug("job {} ({}) starts {:.2f} ms after due", job.job_id, job.name, lag * 1e3)
+            status = await self._steps(job, conns, plan, cancel)
         except asyncio.CancelledError:
             status = RunStatus.ABORTED
         finally:
             await self._release(job, status, conns, advisor)
-        duration = clock() - started
-        self._metrics.runs_finished.labels(job.name, status).inc()
-        log.bind(status=status, duration_s=round(duration, 3)).info(
-            "job {} ({}) finished: status {} in {:.3f}s", job.job_id, job.name, status, duration
+        duration = clock() - claimed
+        self._metrics.runs_finished.labels(status).inc()
+        self._metrics.run_duration.labels(status).observe(duration)
+        logger.bind(
+            job_id=job.job_id,
+            job_name=job.name,
+            status=status,
+            lag_ms=round(lag * 1000, 2),
+            duration_s=round(duration, 3),
+        ).info(
+            "job {} ({}) ran: status {} in {:.3f}s, started {:.1f} ms after due",
+            job.job_id,
+            job.name,
+            status,
+            duration,
+            lag * 1000,
         )
 
     async def _steps(
@@ -264,3 +278,12 @@ def _explained(job: ClaimedJob, policy: Policy, nxt: AfterRun) -> datetime | Non
             nxt.at,
         )
     return nxt.at
+
+
+async def _ready(job: ClaimedJob, steps: Steps, plan: Effective, at: float) -> None:
+    """Wait until loop time ``at`` (the due time of a job claimed ahead of it), with the
+    connection of its first step made ready meanwhile, so the step starts on a warm one."""
+    step = first_step(job, plan)
+    if step is not None:
+        await steps.warm(step)
+    await sleep_until(at)

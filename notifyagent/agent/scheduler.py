@@ -9,9 +9,9 @@ the next notification. What to correct, queue or run next is decided in
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -21,16 +21,19 @@ from loguru import logger
 
 from notifyagent.agent.aio import first_of, wait_event
 from notifyagent.agent.connections import Connections, schema_gone
-from notifyagent.agent.job import Cancel
 from notifyagent.agent.policies import PolicyBook
 from notifyagent.agent.runner import JobRunner
+from notifyagent.agent.runs import Runs
 from notifyagent.core import events
 from notifyagent.core.config import Settings
 from notifyagent.core.decisions import (
+    CLAIM_HORIZON,
+    CLAIM_LEAD,
     AfterRun,
     Known,
     QueuePlan,
     after_run,
+    claim_at_once,
     locked_retry_delay,
     plan_queue,
     plan_refresh,
@@ -51,13 +54,6 @@ class Link(Protocol):
     connected: asyncio.Event
 
     async def schema_lost(self, err: BaseException) -> None: ...
-
-
-@dataclass(frozen=True)
-class Run:
-    job: ClaimedJob
-    task: asyncio.Task[None]
-    cancel: Cancel
 
 
 class Scheduler:
@@ -88,7 +84,7 @@ class Scheduler:
         self.ready = asyncio.Event()
         self._changes = Changes()
         self._wake = asyncio.Event()
-        self._running: dict[int, Run] = {}
+        self.runs = Runs(self._finished)
         #: Run now requested while the job was running: run again right after it
         self._rerun: dict[int, datetime] = {}
         #: failed attempts of jobs whose policy retries them
@@ -96,6 +92,7 @@ class Scheduler:
         #: the jobnextrun this agent last wrote itself (release, correction), per job
         self._written: dict[int, Stored] = {}
         self._locked_retries: dict[int, int] = {}
+        self._warming: asyncio.Future[None] | None = None
         #: server clock minus local clock (seconds), measured with every job_states query
         self._clock_offset = 0.0
 
@@ -109,21 +106,7 @@ class Scheduler:
         self._wake.set()
 
     def cancel(self, request: events.CancelJob) -> None:
-        """Stop a run of ours on request; a job running elsewhere (or not at all) is left to
-        the agent holding it (``cancel_job()`` said whether anyone does)."""
-        run = self._running.get(request.job_id)
-        if run is None:
-            logger.debug("cancel of job {}: not running on this agent", request.job_id)
-            return
-        what = "its running step" if request.step_only else "the run"
-        logger.bind(job_id=run.job.job_id, job_name=run.job.name).warning(
-            "job {} ({}): cancel requested by {}: stopping {}",
-            run.job.job_id,
-            run.job.name,
-            request.who,
-            what,
-        )
-        run.cancel.request(request.who, request.step_only)
+        self.runs.cancel(request)
 
     def connected(self, tz: ZoneInfo) -> None:
         """(Re)connected: read schedules in ``tz`` and reload everything."""
@@ -133,16 +116,14 @@ class Scheduler:
 
     @property
     def running(self) -> list[asyncio.Task[None]]:
-        return [r.task for r in self._running.values()]
+        return self.runs.tasks
 
     def detach_runs(self) -> list[asyncio.Task[None]]:
         """Let go of the runs (a DSN change to another database): they finish and are released
         there, and no longer hold back this database's jobs of the same ids."""
-        tasks = self.running
-        self._running.clear()
         self._rerun.clear()
         self._attempts.clear()
-        return tasks
+        return self.runs.detach()
 
     # -- what a finishing run asks ---------------------------------------------------------
 
@@ -206,8 +187,8 @@ class Scheduler:
             timeout = self._settings().max_sleep
             nxt = self.queue.next_deadline()
             self._metrics.next_due.set(float("nan") if nxt is None else nxt - loop.time())
-            if nxt is not None and len(self._running) < self._settings().max_concurrency:
-                timeout = min(timeout, max(0.0, nxt - loop.time()))
+            if nxt is not None and len(self.runs) < self._settings().max_concurrency:
+                timeout = min(timeout, max(0.0, nxt - CLAIM_LEAD - loop.time()))
             await wait_event(self._wake, timeout)
 
     async def _refresh(self) -> None:
@@ -215,6 +196,7 @@ class Scheduler:
         store = self._connections().store
         if self._changes.take_resync():
             started = time.monotonic()
+            self._connections().steps.limit_connections(await store.connection_room())
             await self.book.load(store, None)
             self.timetable.set_intervals(_intervals(self.book.policies), None)
             self.timetable.replace(await store.schedules(None), None)
@@ -238,18 +220,27 @@ class Scheduler:
             # a changed interval moves the next run: check it as after a schedule change
             self._changes.reschedule(self.timetable.set_intervals(_intervals(found), ids))
         if self._changes.jobs:
+            await self._run_now()
             dirty, notified, changed = self._changes.take_jobs()
             if changed:
                 self.timetable.replace(await store.schedules(changed), changed)
             states = await store.job_states(sorted(dirty))
             await self._apply(states, dirty, full=False, notified=notified)
 
+    async def _run_now(self) -> None:
+        """Claim what a client just made due before reading the rows (decisions.claim_at_once)."""
+        agent, free = self._free()
+        c = self._changes
+        ids = claim_at_once(c.jobs, c.notified, self.runs, self.server_now())[:free]
+        if agent is not None and ids:
+            await self._claim(ids, agent, free)
+
     def _known(self) -> Known:
         return Known(
             self.timetable,
             self.server_now(),
             self._settings().station,
-            {j: r.job.due for j, r in self._running.items()},
+            self.runs.due(),
             self.book.policies,
             self._written,
         )
@@ -320,47 +311,54 @@ class Scheduler:
     # -- claims ----------------------------------------------------------------------------
 
     async def _dispatch(self) -> bool:
-        """Claim due jobs for the free slots and start them; True if it should run again."""
-        settings, agent = self._settings(), self._link.agent_id
-        free = settings.max_concurrency - len(self._running)
-        if free <= 0 or self._stop.is_set() or agent is None:
+        """Claim the jobs due (within CLAIM_LEAD) for the free slots and start them; True if
+        it should run again."""
+        agent, free = self._free()
+        if agent is None:
             return False
-        if not self._link.connected.is_set():  # e.g. a DSN change waiting for its listener
-            return False
-        loop = asyncio.get_running_loop()
-        ids = self.queue.pop_due(loop.time(), limit=free)
+        ids = self.queue.pop_due(asyncio.get_running_loop().time() + CLAIM_LEAD, limit=free)
         if not ids:
             return False
-        began = loop.time()
-        conns = self._connections()
-        claimed = await conns.store.claim(ids, limit=free, station=settings.station, agent=agent)
-        logger.debug(
-            "claimed {} of {} due job(s) in {:.1f} ms",
-            len(claimed),
-            len(ids),
-            (loop.time() - began) * 1000,
-        )
-        for job in claimed:
-            self._start(job, conns)
-        leftover = sorted(set(ids) - {j.job_id for j in claimed})
+        claimed = await self._claim(ids, agent, free)
+        leftover = sorted(set(ids) - claimed)
         if leftover:
             await self._recheck(leftover)
         return len(claimed) == len(ids)
 
-    def _start(self, job: ClaimedJob, conns: Connections) -> None:
-        self._locked_retries.pop(job.job_id, None)
-        cancel = Cancel()
-        task = asyncio.create_task(
-            self._runner.run(job, conns, self, cancel), name=f"job-{job.job_id}"
-        )
-        self._running[job.job_id] = Run(job, task, cancel)
-        task.add_done_callback(lambda t: self._finished(job.job_id, t))
+    def _free(self) -> tuple[int | None, int]:
+        """Our agent id and the free slots; no id when nothing may be claimed now (stopping,
+        slots full, not registered, or a DSN change waiting for its listener)."""
+        free = self._settings().max_concurrency - len(self.runs)
+        if free <= 0 or self._stop.is_set() or not self._link.connected.is_set():
+            return None, 0
+        return self._link.agent_id, free
 
-    def _finished(self, job_id: int, task: asyncio.Task[None]) -> None:
-        run = self._running.get(job_id)
-        if run is not None and run.task is task:
-            del self._running[job_id]
-            self._changes.touch(job_id)
+    async def _claim(self, ids: Sequence[int], agent: int, free: int) -> set[int]:
+        """Claim what of ``ids`` is due and start a run for each; the ids claimed."""
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        conns = self._connections()
+        # a job due now starts on the connection its last step used: wake it meanwhile
+        self._warming = asyncio.ensure_future(conns.steps.warm())
+        claimed = await conns.store.claim(
+            ids, limit=free, station=self._settings().station, agent=agent, ahead=CLAIM_HORIZON
+        )
+        received = loop.time()
+        logger.debug(
+            "claimed {} of {} due job(s) in {:.1f} ms",
+            len(claimed),
+            len(ids),
+            (received - began) * 1000,
+        )
+        for job in claimed:
+            self._locked_retries.pop(job.job_id, None)
+            self.runs.start(
+                job, functools.partial(self._runner.run, job, conns, self, claimed=received)
+            )
+        return {job.job_id for job in claimed}
+
+    def _finished(self, job_id: int) -> None:
+        self._changes.touch(job_id)
         self._wake.set()
 
     async def _recheck(self, ids: Sequence[int]) -> None:
@@ -371,7 +369,7 @@ class Scheduler:
         now = asyncio.get_running_loop().time()
         for job_id in ids:
             deadline = self.queue.deadline(job_id)
-            if deadline is not None and deadline <= now:
+            if deadline is not None and deadline <= now + CLAIM_LEAD:
                 n = self._locked_retries.get(job_id, 0)
                 self._locked_retries[job_id] = n + 1
                 delay = locked_retry_delay(n)

@@ -107,12 +107,14 @@ class ClaimedJob:
     job_id: int
     name: str
     jlgid: int
-    #: seconds from its due time to the claim
+    #: seconds from its due time to the end of the claim (server clock); negative when it was
+    #: claimed ahead of its due time: the run waits that long before its first step
     lag: float
     steps: tuple[Step, ...]
     #: the log row of the first step, written by the claim itself (None: no steps)
     first_jslid: int | None
     #: jobnextrun when it was claimed (the due time of this run)
     due: datetime
-    #: the claim's transaction time (joblastrun)
+    #: when the run counts as started (joblastrun): the claim's transaction time, or the due
+    #: time for a job claimed ahead of it
     claimed_at: datetime

@@ -65,10 +65,11 @@ class Store(Protocol):
         ...
 
     async def claim(
-        self, ids: Sequence[int], *, limit: int, station: str, agent: int
+        self, ids: Sequence[int], *, limit: int, station: str, agent: int, ahead: float = 0.0
     ) -> list[ClaimedJob]:
-        """Claim up to ``limit`` of ``ids`` that are due, enabled, unclaimed, allowed on
-        ``station`` and not locked; start their run logs and first step logs."""
+        """Claim up to ``limit`` of ``ids`` that are due within ``ahead`` seconds, enabled,
+        unclaimed, allowed on ``station`` and not locked; start their run logs and first step
+        logs (stamped with the due time when claimed ahead of it)."""
         ...
 
     async def step_start(self, jlgid: int, step_id: int) -> int | None:
@@ -98,6 +99,10 @@ class Store(Protocol):
         """The fallback when the next run cannot be computed: stored as 'infinity'."""
         ...
 
+    async def connection_room(self) -> int:
+        """How many more connections the server accepts now."""
+        ...
+
     async def liveness(self, ping: str) -> list[int]:
         """Send ``ping`` through the notification channel; the dead agents' ids."""
         ...
@@ -121,5 +126,14 @@ class Steps(Protocol):
     batch_steps: bool
 
     async def run(self, job_id: int, step: Step) -> Outcome: ...
+
+    def limit_connections(self, room: int) -> None:
+        """The server accepts ``room`` more connections (read at connect): open no more."""
+        ...
+
+    async def warm(self, step: Step | None = None) -> None:
+        """Make what ``step`` will run on ready (its connection open and awake), quietly: a
+        failure shows when the step runs. No step: what the last step ran on."""
+        ...
 
     async def close(self) -> None: ...

@@ -49,7 +49,9 @@ class IdleCheck:
     def used(self, conn: psycopg.AsyncConnection[Any]) -> None:
         self._last_used[conn] = time.monotonic()
 
-    async def check(self, conn: psycopg.AsyncConnection[Any]) -> None:
+    async def check(self, conn: psycopg.AsyncConnection[Any], after: float | None = None) -> None:
+        """Send the empty query when ``conn`` sat idle longer than ``after`` (default: the
+        check's own)."""
         last = self._last_used.get(conn)
-        if last is None or time.monotonic() - last > self.after:
+        if last is None or time.monotonic() - last > (self.after if after is None else after):
             await conn.execute("")

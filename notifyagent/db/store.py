@@ -1,7 +1,11 @@
-"""``PgStore``: the agent's Store port (notifyagent.core.ports) on PostgreSQL, over one pool.
+"""``PgStore``: the agent's Store port (notifyagent.core.ports) on PostgreSQL.
 
 This is the one place for the claim, the run and step log writes, the release, and the
-dead-agent cleanup; the statements themselves are in ``sql/queries.sql``.
+dead-agent cleanup; the statements themselves are in ``sql/queries.sql``. The scheduler's
+statements (reading job rows and schedules, corrections, the claim) go over a connection of
+their own, so the claim follows the read on the same, still warm server process (psycopg_pool
+hands out its idle connections in turn, and one idle for a while answers ~1 ms slower); the
+runs' log writes and the maintenance share a pool.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from datetime import date, datetime, time
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from loguru import logger
@@ -22,6 +26,7 @@ from notifyagent.core.model import ClaimedJob, JobState, Outcome, RunStatus, Ste
 from notifyagent.core.policy import Policy
 from notifyagent.core.ports import NextRunCorrection, Reaped
 from notifyagent.core.schedule import Schedule, ScheduleError, schedule_from_arrays
+from notifyagent.db.batch import Batcher
 from notifyagent.db.sql import query
 
 _FLAGS = {"t": True, "f": False, "n": None}
@@ -37,6 +42,10 @@ def _pattern(text: str) -> tuple[Flags, Flags, Flags, Flags, Flags]:
     return minutes, hours, weekdays, monthdays, months
 
 
+#: Statements of the scheduler: over its own connection (see the module's docstring).
+SCHEDULER = frozenset(
+    {"job_states", "schedules", "policies", "descriptions", "correct_next_runs", "claim"}
+)
 #: Statements that must not be sent twice: they insert rows or take a claim.
 ONCE = frozenset({"claim", "step_start"})
 
@@ -47,6 +56,15 @@ def sql_time(value: datetime | None) -> str:
     return value.isoformat() if value is not None else "-infinity"
 
 
+class _Release(NamedTuple):
+    jlgid: int
+    jobid: int
+    status: str
+    agent: int
+    #: the next run as SQL text; None: NULL, for the extension's trigger to compute
+    nextrun: str | None
+
+
 class PgStore:
     def __init__(self, dsn: str, *, max_size: int) -> None:
         #: Backend pids of the pool's connections: notifications they cause are our own.
@@ -54,7 +72,15 @@ class PgStore:
         target = conninfo.with_keepalives(dsn)
         if "application_name" not in conninfo.parse(dsn):
             target = conninfo.with_params(target, application_name="notifyagent")
-        self.pool: AsyncConnectionPool[psycopg.AsyncConnection[DictRow]] = AsyncConnectionPool(
+        self.pool = self._pool(target, "notifyagent", max_size)
+        self._releases: Batcher[_Release, bool] = Batcher(self._release_all)
+        self._step_ends: Batcher[tuple[int, str, int, str], bool] = Batcher(self._finish_steps)
+        self.scheduler = self._pool(target, "notifyagent-scheduler", 1)
+
+    def _pool(
+        self, target: str, name: str, max_size: int
+    ) -> AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]:
+        return AsyncConnectionPool(
             target,
             connection_class=psycopg.AsyncConnection[DictRow],
             kwargs={"autocommit": True, "row_factory": dict_row},
@@ -62,7 +88,7 @@ class PgStore:
             max_size=max_size,
             configure=self._remember,
             open=False,
-            name="notifyagent",
+            name=name,
             # psycopg_pool doubles its reconnect delay without limit (1, 2, 4, ... s) until
             # reconnect_timeout: a short timeout ends that chain, and the next request starts
             # a fresh attempt at once, so the pool is back within ~1 s of the server
@@ -74,9 +100,11 @@ class PgStore:
 
     async def open(self) -> None:
         await self.pool.open(wait=False)
+        await self.scheduler.open(wait=False)
 
     async def close(self) -> None:
         await self.pool.close()
+        await self.scheduler.close()
 
     async def check(self) -> None:
         """Replace pooled connections that died (after the listener saw the server go away).
@@ -85,6 +113,7 @@ class PgStore:
         traffic of an idle agent besides its liveness check.
         """
         await self.pool.check()
+        await self.scheduler.check()
 
     async def _cursor(
         self, name: str, params: dict[str, Any] | None = None
@@ -93,16 +122,17 @@ class PgStore:
         makes a repeat harmless, is sent again once on a fresh connection when a pooled one
         turns out to be dead (the pool waits for the server if it is down); the others
         (:data:`ONCE`) are not, as they might have run before the connection broke."""
+        pool = self.scheduler if name in SCHEDULER else self.pool
         for attempt in (1, 2):
             try:
-                async with self.pool.connection() as conn:
+                async with pool.connection() as conn:
                     cur = await conn.execute(query(name), params)
                     rows = await cur.fetchall() if cur.description else []
                     return rows, cur.rowcount
             except psycopg.OperationalError:
                 if attempt == 2 or name in ONCE:
                     raise
-                await self.pool.check()  # drop every dead connection, not just this one
+                await pool.check()  # drop every dead connection, not just this one
         raise AssertionError("unreachable")
 
     async def _rows(self, name: str, params: dict[str, Any] | None = None) -> list[DictRow]:
@@ -189,11 +219,10 @@ class PgStore:
         return {int(r["jobid"]) for r in rows}
 
     async def claim(
-        self, ids: Sequence[int], *, limit: int, station: str, agent: int
+        self, ids: Sequence[int], *, limit: int, station: str, agent: int, ahead: float = 0.0
     ) -> list[ClaimedJob]:
-        rows = await self._rows(
-            "claim", {"ids": list(ids), "limit": limit, "station": station, "agent": agent}
-        )
+        params = {"ids": list(ids), "limit": limit, "station": station, "agent": agent}
+        rows = await self._rows("claim", {**params, "ahead": ahead})
         return [
             ClaimedJob(
                 job_id=r["jobid"],
@@ -214,14 +243,14 @@ class PgStore:
         return int(rows[0]["jslid"]) if rows else None
 
     async def step_finish(self, jslid: int, status: RunStatus, outcome: Outcome) -> bool:
-        params = {
-            "jslid": jslid,
-            "status": status.value,
-            "result": outcome.result,
-            "output": outcome.output,
-        }
-        _, count = await self._cursor("step_finish", params)
-        return count == 1
+        """Shared with the steps that end at the same moment (notifyagent.db.batch)."""
+        return await self._step_ends.submit((jslid, status.value, outcome.result, outcome.output))
+
+    async def _finish_steps(self, items: Sequence[tuple[int, str, int, str]]) -> list[bool]:
+        names = ("jslids", "statuses", "results", "outputs")
+        params = {n: list(c) for n, c in zip(names, zip(*items, strict=True), strict=True)}
+        done = {int(row["jslid"]) for row in await self._rows("step_finish", params)}
+        return [item[0] in done for item in items]
 
     async def release(
         self,
@@ -232,17 +261,25 @@ class PgStore:
         *,
         recompute: bool = False,
     ) -> bool:
-        """Finish the run log and hand the job back, in one statement; False when ``agent``
-        no longer holds the job (another agent took us for dead, or our id changed).
-        ``recompute`` writes NULL, so the extension's trigger computes the next run."""
+        """Finish the run log and hand the job back, in one statement shared with the runs
+        released at the same moment (notifyagent.db.batch); False when ``agent`` no longer
+        holds the job (another agent took us for dead, or our id changed). ``recompute``
+        writes NULL, so the extension's trigger computes the next run."""
+        nextrun = None if recompute else sql_time(next_run)
+        return await self._releases.submit(
+            _Release(job.jlgid, job.job_id, status.value, agent, nextrun)
+        )
+
+    async def _release_all(self, items: Sequence[_Release]) -> list[bool]:
         params = {
-            "jlgid": job.jlgid,
-            "jobid": job.job_id,
-            "status": status.value,
-            "agent": agent,
-            "nextrun": None if recompute else sql_time(next_run),
+            "jlgids": [r.jlgid for r in items],
+            "jobids": [r.jobid for r in items],
+            "statuses": [r.status for r in items],
+            "agents": [r.agent for r in items],
+            "nextruns": [r.nextrun for r in items],
         }
-        return bool(await self._rows("release", params))
+        held = {int(row["jobid"]) for row in await self._rows("release", params)}
+        return [r.jobid in held for r in items]
 
     async def release_without_recompute(
         self, job: ClaimedJob, status: RunStatus, agent: int
@@ -250,6 +287,11 @@ class PgStore:
         """The fallback when :meth:`release` fails inside the schedule triggers."""
         await self._rows("finish_log", {"jlgid": job.jlgid, "status": status.value})
         return bool(await self._rows("release_only", {"jobid": job.job_id, "agent": agent}))
+
+    async def connection_room(self) -> int:
+        """Connections the server would still accept from us (max_connections less the
+        reserved slots and every session open now)."""
+        return int((await self._rows("connection_room"))[0]["room"])
 
     async def liveness(self, ping: str) -> list[int]:
         """Send ``ping`` through the notification channel; return the dead agents' pids."""

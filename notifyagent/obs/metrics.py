@@ -26,13 +26,17 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.runs_started = Counter(
-            "notifyagent_runs_started", "Job runs started", ["job"], registry=r
-        )
+        # No label names a job: the number of series stays the same with 10 or 100,000 jobs
+        # (a job's own history is in pga_joblog, and in `notifyagent history`).
+        self.runs_started = Counter("notifyagent_runs_started", "Job runs started", registry=r)
         self.runs_finished = Counter(
-            "notifyagent_runs_finished",
-            "Job runs finished, by status",
-            ["job", "status"],
+            "notifyagent_runs_finished", "Job runs finished, by status", ["status"], registry=r
+        )
+        self.run_duration = Histogram(
+            "notifyagent_run_duration_seconds",
+            "Duration of job runs, by status",
+            ["status"],
+            buckets=DURATION_BUCKETS,
             registry=r,
         )
         self.step_duration = Histogram(
@@ -44,7 +48,7 @@ class Metrics:
         )
         self.start_lag = Histogram(
             "notifyagent_start_lag_seconds",
-            "Time from a job's due time (jobnextrun) to its claim",
+            "Time from a job's due time (jobnextrun) to the start of its first step",
             buckets=LAG_BUCKETS,
             registry=r,
         )

@@ -51,6 +51,12 @@ class MemorySteps:
                 return Outcome(False, -1, "failed on purpose")
         return Outcome(True, 1, "")
 
+    def limit_connections(self, room: int) -> None:
+        pass
+
+    async def warm(self, step: Step | None = None) -> None:
+        pass
+
     async def close(self) -> None:
         pass
 

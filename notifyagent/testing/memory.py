@@ -141,7 +141,11 @@ class MemoryStore:
         """pgAdmin's Run now."""
         self.t.jobs[job_id].next_run = self.now()
         self.t.jobs[job_id].never = False
-        self._notify(f"job:{job_id}", CLIENT)
+        self._notify(self._written(self.t.jobs[job_id]), CLIENT)
+
+    def _written(self, *rows: JobRow) -> str:
+        """The notification of an UPDATE that wrote these rows' next runs (with the values)."""
+        return "job:" + ",".join(f"{r.job_id}={_payload_time(self._stored(r))}" for r in rows)
 
     def cancel_job(self, job_id: int, who: str, step_only: bool = False) -> bool:
         """``notifyagent.cancel_job()``: whether the job runs; if so, ask its agent to stop it."""
@@ -161,7 +165,7 @@ class MemoryStore:
         if recomputed:
             self._notify(f"recompute:{job_id}={_payload_time(self._stored(row))}", CLIENT)
         else:
-            self._notify(f"job:{job_id}", CLIENT)
+            self._notify(self._written(row), CLIENT)
 
     def register(self, agent: int, station: str) -> None:
         self.t.agents[agent] = station
@@ -215,16 +219,17 @@ class MemoryStore:
                 row.next_run, row.never = value, False
                 done.add(job_id)
         if done:
-            self._notify(f"job:{','.join(map(str, sorted(done)))}", OWN)
+            self._notify(self._written(*(self.t.jobs[j] for j in sorted(done))), OWN)
         return done
 
     async def claim(
-        self, ids: Sequence[int], *, limit: int, station: str, agent: int
+        self, ids: Sequence[int], *, limit: int, station: str, agent: int, ahead: float = 0.0
     ) -> list[ClaimedJob]:
         now = self.now()
         rows = (self.t.jobs[i] for i in ids if i in self.t.jobs)
+        horizon = now + timedelta(seconds=ahead)
         due = sorted(
-            (r for r in rows if self._claimable(r, now, station)),
+            (r for r in rows if self._claimable(r, horizon, station)),
             key=lambda r: (r.next_run, r.job_id),
         )
         return [self._start_run(r, agent, now) for r in due[:limit]]
@@ -241,13 +246,14 @@ class MemoryStore:
 
     def _start_run(self, row: JobRow, agent: int, now: datetime) -> ClaimedJob:
         assert row.next_run is not None
-        row.agent_id, row.last_run = agent, now
+        start = max(now, row.next_run)
+        row.agent_id, row.last_run = agent, start
         jlgid = next(self._ids)
-        self.t.runs[jlgid] = RunLog(jlgid, row.job_id, RunStatus.RUNNING, now)
+        self.t.runs[jlgid] = RunLog(jlgid, row.job_id, RunStatus.RUNNING, start)
         steps = self.t.steps.get(row.job_id, ())
         first = self._log_step(jlgid, steps[0].id) if steps else None
         lag = (now - row.next_run).total_seconds()
-        return ClaimedJob(row.job_id, row.name, jlgid, lag, steps, first, row.next_run, now)
+        return ClaimedJob(row.job_id, row.name, jlgid, lag, steps, first, row.next_run, start)
 
     def _log_step(self, jlgid: int, step_id: int) -> int:
         jslid = next(self._ids)
@@ -287,7 +293,7 @@ class MemoryStore:
         else:
             # the extension stores no next run for a disabled job
             row.next_run, row.never = (next_run if row.enabled else None), False
-            self._notify(f"job:{row.job_id}", OWN)
+            self._notify(self._written(row), OWN)
         return True
 
     def _finish_log(self, jlgid: int, status: RunStatus) -> None:
@@ -309,8 +315,11 @@ class MemoryStore:
         if row is None or row.agent_id != agent:
             return False
         row.agent_id, row.next_run, row.never = None, None, True
-        self._notify(f"job:{row.job_id}", OWN)
+        self._notify(self._written(row), OWN)
         return True
+
+    async def connection_room(self) -> int:
+        return 1_000
 
     async def liveness(self, ping: str) -> list[int]:
         self._notify(ping, OWN)

@@ -114,6 +114,33 @@ def test_steps_are_logged_and_the_release_hands_back_the_job(tables: Tables) -> 
     assert tables.job(job) == (None, later)
 
 
+def test_runs_released_together_each_get_their_own_answer(tables: Tables) -> None:
+    """PgStore sends concurrent releases as one statement: each still learns whether the job
+    was its own, and a run aborted in the same batch still aborts its running steps."""
+    jobs = [tables.add_job(f"herd {n}", n_steps=1, next_run=now() - HOUR) for n in range(6)]
+    tables.register(AGENT)
+    later = (now() + HOUR).replace(microsecond=0)
+
+    async def scenario() -> None:
+        runs = await tables.store.claim(jobs, limit=6, station="here", agent=AGENT)
+        assert [r.job_id for r in runs] == jobs
+        results = await asyncio.gather(
+            *(
+                tables.store.release(
+                    r, D if n == 4 else S, AGENT + 1 if n == 2 else AGENT, None if n == 5 else later
+                )
+                for n, r in enumerate(runs)
+            )
+        )
+        assert results == [True, True, False, True, True, True]
+
+    play(tables, scenario)
+    assert [tables.job(j)[0] for j in jobs] == [None, None, AGENT, None, None, None]
+    assert [tables.job(j)[1] for j in jobs[:2] + jobs[3:]] == [later, later, later, later, None]
+    assert [tables.runs(j)[0][0] for j in jobs] == ["s", "s", "s", "s", "d", "s"]
+    assert tables.runs(jobs[4]) == [("d", ["d"])]
+
+
 def test_an_aborted_run_aborts_its_running_steps_and_none_stores_null(tables: Tables) -> None:
     job = tables.add_job("aborted", n_steps=1, next_run=now() - dt.timedelta(seconds=1))
     tables.register(AGENT)
@@ -230,9 +257,10 @@ def test_notifications_say_what_changed_and_whose_write_it_was(tables: Tables) -
         tables.notifications()
         tables.set_next_run(job, now() - dt.timedelta(seconds=1))  # a client's Run now
         (run,) = await tables.store.claim([job], limit=1, station="here", agent=AGENT)
-        assert tables.notifications() == [(changed(Origin.EXPLICIT), False)]  # a claim: none
+        written = Stored(tables.job(job)[1])
+        assert tables.notifications() == [(changed(Origin.EXPLICIT, written), False)]  # claim: none
         await tables.store.release(run, S, AGENT, later)
-        assert tables.notifications() == [(changed(Origin.EXPLICIT), True)]
+        assert tables.notifications() == [(changed(Origin.EXPLICIT, Stored(later)), True)]
         tables.set_next_run(job, now() - dt.timedelta(seconds=1))
         (run,) = await tables.store.claim([job], limit=1, station="here", agent=AGENT)
         tables.notifications()
