@@ -174,8 +174,13 @@ BEGIN
         OR n.jobhostagent IS DISTINCT FROM o.jobhostagent
         OR (o.jobagentid IS NOT NULL AND n.jobagentid IS NULL);
     -- with the values: a recompute's is checked against the agent's engine; since version 5
-    -- an explicit one (Run now) lets the agent claim the job before it reads the row
-    PERFORM notifyagent.notify_next_runs(kind, ids, next_runs);
+    -- an explicit one (Run now: one job, or a few) lets the agent claim the job before it
+    -- reads the row; a bulk explicit change is named by ids alone, in fewer notifications
+    IF kind = 'recompute' OR coalesce(array_length(ids, 1), 0) <= 250 THEN
+      PERFORM notifyagent.notify_next_runs(kind, ids, next_runs);
+    ELSE
+      PERFORM notifyagent.notify_jobs(kind, ids);
+    END IF;
   ELSE  -- TRUNCATE
     PERFORM pg_notify('notifyagent', 'resync');
   END IF;

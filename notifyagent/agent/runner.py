@@ -96,7 +96,7 @@ class JobRunner:
             lag_ms=round(lag * 1000, 2),
             duration_s=round(duration, 3),
         ).info(
-            "job {} ({}) ran: status {} in {:.3f}s, started {:.1f} ms after due",
+            "job {} ({}) finished: status {} in {:.3f}s, started {:.1f} ms after due",
             job.job_id,
             job.name,
             status,

@@ -53,9 +53,13 @@ class StepConnections:
         self._waiters: deque[asyncio.Future[None]] = deque()
 
     def set_capacity(self, capacity: int) -> None:
+        capacity = max(1, capacity)
         if capacity != self.capacity:
-            logger.info("SQL steps use at most {} connection(s) at once", max(1, capacity))
-        self.capacity = max(1, capacity)
+            logger.info(
+                "SQL steps use at most {} connection(s) at once (what the server allows)",
+                capacity,
+            )
+        self.capacity = capacity
 
     async def acquire(self, target: str, idle_after: float | None = None) -> Conn:
         """A connection to ``target``: an idle one (checked with an empty query when idle

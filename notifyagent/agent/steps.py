@@ -33,6 +33,7 @@ NO_CONNECTION = "Couldn't get a connection to the database!"
 WARM_AFTER = 0.02
 #: Connection slots left to the agent's own pool and listener (see limit_connections).
 RESERVE = 12
+UNLIMITED = 1 << 30
 #: Distinct step targets remembered (see :meth:`StepRunner.target`).
 MAX_TARGETS = 1000
 SCRIPT_ERROR = "\nScript Error: \n"
@@ -101,9 +102,8 @@ class StepRunner:
         self.agent_dsn = agent_dsn
         self.max_output = max_output
         self.batch_steps = batch_steps
-        #: at most one connection per run at first; the agent lowers it to what the server
-        #: allows once connected
-        self.conns = StepConnections(max_idle, capacity=max_idle)
+        #: no cap until the agent knows what the server allows (limit_connections)
+        self.conns = StepConnections(max_idle, capacity=UNLIMITED)
         self._targets: dict[tuple[str, str, tuple[tuple[str, str], ...]], str] = {}
         #: the target the last SQL step ran on, and the targets being warmed right now
         self._recent: str | None = None
@@ -116,8 +116,8 @@ class StepRunner:
 
     def limit_connections(self, room: int) -> None:
         """Open at most the step connections open now plus ``room``, less what the agent's own
-        pool may still open (RESERVE), and never more than one per concurrent run."""
-        self.conns.set_capacity(min(self.conns.max_idle, self.conns.open + room - RESERVE))
+        pool may still open (RESERVE); the runs (max_concurrency) may be fewer."""
+        self.conns.set_capacity(self.conns.open + room - RESERVE)
 
     async def close(self) -> None:
         await self.conns.close_all()

@@ -126,14 +126,13 @@ def test_json_logs_carry_stable_fields(db: Database, agent_factory: Factory) -> 
     wait_finished(db, jobid)
     agent.wait_log('"status": "s"')
     records = [json.loads(line)["record"] for line in agent.log().splitlines() if line.strip()]
-    started = next(r for r in records if r["message"].startswith(f"job {jobid} (shipped) started"))
-    assert started["extra"]["job_id"] == jobid
-    assert started["extra"]["job_name"] == "shipped"
-    assert isinstance(started["extra"]["lag_ms"], float)
     failed = next(r for r in records if "failed (on error 'i')" in r["message"])
     assert failed["extra"]["step"] == "a"
     assert failed["extra"]["status"] == "i"
     finished = next(r for r in records if "finished: status s" in r["message"])
+    assert finished["extra"]["job_id"] == jobid
+    assert finished["extra"]["job_name"] == "shipped"
+    assert isinstance(finished["extra"]["lag_ms"], float)
     assert finished["extra"]["status"] == "s"
     assert finished["extra"]["duration_s"] >= 0
     assert finished["level"]["name"] == "INFO"

@@ -255,9 +255,13 @@ def test_recompute_and_schedule_notifications_name_the_next_run(db: Database) ->
         "SELECT jscid, '2031-01-01' FROM pgagent.pga_schedule"
     )
     assert payloads(conn) == [f"exception:{jobid}={micros}"]
-    # Run now: an explicit value, sent as before (no value: the agent honours it)
+    # an explicit value (Run now): named too, so the agent can claim before reading the row
     db.execute("UPDATE pgagent.pga_job SET jobnextrun = now() + interval '1 h'")
-    assert payloads(conn) == [f"job:{jobid}"]
+    explicit = stored(db, jobid)
+    assert explicit.at is not None
+    got = payloads(conn)
+    assert got == [f"job:{jobid}={(explicit.at - EPOCH) // dt.timedelta(microseconds=1)}"]
+    assert [named(p) for p in got] == [[(jobid, explicit)]]
     # a date that does not exist: 'infinity'; no schedule left: NULL
     db.execute(
         "UPDATE pgagent.pga_schedule SET jscstart = '2030-01-15 00:00+00', "
