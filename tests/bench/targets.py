@@ -53,21 +53,26 @@ def _run_now(report: Results) -> list[Line]:
     return _lag_lines(report, "run-now", "Run now → step start", "run_now")
 
 
+def _size(report: Results, key: str) -> str:
+    """A scenario's size from the run's sizes (also when the scenario did not run)."""
+    return _fmt(report["meta"]["sizes"].get(key), 0)
+
+
 def _herd(report: Results) -> list[Line]:
     r = result(report, "herd") or {}
-    n = r.get("jobs")
+    n = _size(report, "herd_jobs")
     failed, dup = r.get("failed"), r.get("extra_runs")
     p99, cpu = r.get("lag_ms_p99"), r.get("agent_cpu_ms_per_run")
     dups = None if dup is None else dup + r.get("phantom_i", 0)
     stretch = "" if p99 is None else f" (stretch ≤ 250: {'yes' if p99 <= 250 else 'no'})"
     return [
-        (f"herd of {_fmt(n, 0)}: failures", "0", _fmt(failed, 0),
+        (f"herd of {n}: failures", "0", _fmt(failed, 0),
          _met(None if failed is None else failed == 0), ""),
-        (f"herd of {_fmt(n, 0)}: duplicates", "0", f"{_fmt(dups, 0)} (extra runs + phantom 'i')",
+        (f"herd of {n}: duplicates", "0", f"{_fmt(dups, 0)} (extra runs + phantom 'i')",
          _met(None if dups is None else dups == 0), ""),
-        (f"herd of {_fmt(n, 0)}: lag p99", "≤ 500 ms (stretch 250)", f"{_fmt(p99, 1)} ms",
+        (f"herd of {n}: lag p99", "≤ 500 ms (stretch 250)", f"{_fmt(p99, 1)} ms",
          _met(None if p99 is None else p99 <= 500) + stretch, ""),
-        (f"herd of {_fmt(n, 0)}: agent CPU per run", "≤ 0.5 ms", f"{_fmt(cpu, 3)} ms",
+        (f"herd of {n}: agent CPU per run", "≤ 0.5 ms", f"{_fmt(cpu, 3)} ms",
          _met(None if cpu is None else cpu <= 0.5), ""),
     ]  # fmt: skip
 
@@ -76,23 +81,25 @@ def _herd_10k(report: Results) -> list[Line]:
     r = result(report, "herd-10k") or {}
     ok, n, last = r.get("succeeded"), r.get("jobs"), r.get("last_finished_s")
     measured = f"{_fmt(ok, 0)} / {_fmt(n, 0)} succeeded, last finished after {_fmt(last)} s"
-    args = " ".join(r.get("agent_args", []))
+    conc = _size(report, "herd10k_concurrency")
+    conns = report["meta"].get("server_settings", {}).get("max_connections", "?")
     met = None if ok is None else ok == n and r.get("failed") == 0
-    return [(f"herd of {_fmt(n, 0)} ({args}, max_connections 100)", "all run, 0 failures",
-             measured, _met(met), "")]  # fmt: skip
+    figure = f"herd of {_size(report, 'herd10k_jobs')} (--max-concurrency {conc}, "
+    return [(f"{figure}max_connections {conns})", "all run, 0 failures", measured, _met(met),
+             "")]  # fmt: skip
 
 
 def _scale(report: Results) -> list[Line]:
     r = result(report, "scale") or {}
-    n, load, rss = r.get("jobs"), r.get("start_to_loaded_ms"), r.get("rss_mb")
-    upd, changed = r.get("queue_updated_ms"), r.get("changed")
+    n, changed = _size(report, "scale_jobs"), _size(report, "scale_changed")
+    load, rss, upd = r.get("start_to_loaded_ms"), r.get("rss_mb"), r.get("queue_updated_ms")
     return [
-        (f"{_fmt(n, 0)} jobs: queue loaded from process start", "≤ 2 s",
+        (f"{n} jobs: queue loaded from process start", "≤ 2 s",
          f"{_fmt(None if load is None else load / 1000)} s", _met(None if load is None else
          load <= 2000), ""),
-        (f"{_fmt(n, 0)} jobs: RSS after the load", "≤ 150 MB", f"{_fmt(rss, 1)} MB",
+        (f"{n} jobs: RSS after the load", "≤ 150 MB", f"{_fmt(rss, 1)} MB",
          _met(None if rss is None else rss <= 150), ""),
-        (f"{_fmt(changed, 0)} schedules changed in one UPDATE", "queue reflects all ≤ 0.5 s",
+        (f"{changed} schedules changed in one UPDATE", "queue reflects all ≤ 0.5 s",
          f"{_fmt(None if upd is None else upd / 1000)} s", _met(None if upd is None else
          upd <= 500), ""),
     ]  # fmt: skip
