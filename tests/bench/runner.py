@@ -63,6 +63,7 @@ def _meta(h: Harness) -> dict[str, Any]:
     meta["command"] = " ".join(["scripts/bench", *sys.argv[1:]])
     meta["quick"] = h.args.quick
     meta["cluster_dir"] = str(h.cluster.base)
+    meta["cluster_dirs"] = [str(site.cluster.base) for site in h.sites.values()]
     meta["sizes"] = asdict(h.sizes)
     meta["loadavg_start"] = os.getloadavg()
     meta["notes"] = list(getattr(h.args, "notes", []))
