@@ -7,10 +7,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from tests.bench.agents import Agent, wait_until
 from tests.bench.config import SCALE_CURVE, Variant, say
 from tests.bench.harness import Harness
+from tests.bench.jobs import make_jobs, run_now, tick_count
 from tests.bench.procstat import cpu_seconds
 from tests.bench.scale import loaded, read_proc_status, scale_data
+from tests.pg import Conn, fetch_value
 
 KB_PER_MB = 1024.0
 
@@ -21,9 +24,11 @@ def sizes(h: Harness) -> tuple[int, ...]:
 
 def run(h: Harness, variant: Variant) -> dict[str, Any]:
     """For each size: add jobs up to it, start the agent, read its `queue loaded` line,
-    VmRSS / VmHWM and the CPU it took, stop it."""
+    VmRSS / VmHWM and the CPU it took, run a probe job now (it runs with all of them
+    loaded), stop it."""
     points: list[dict[str, Any]] = []
     with h.scenario(variant, "curve") as (db, conn):
+        (probe,) = make_jobs(conn, 1, "probe")  # no schedule: runs only when run now
         have = 0
         for n in sizes(h):
             t = time.monotonic()
@@ -34,8 +39,17 @@ def run(h: Harness, variant: Variant) -> dict[str, Any]:
                 start = loaded(agent)
                 proc = read_proc_status(agent.pid)
                 cpu = cpu_seconds(agent.pid)
+                start["probe_run_now_ms"] = _probe(conn, agent, probe, len(points) + 1)
             points.append(_point(n, start, proc, cpu, points[-1] if points else None))
     return {"ran": 0, "points": points, "jobs": max(p["jobs"] for p in points)}
+
+
+def _probe(conn: Conn, agent: Agent, probe: int, runs: int) -> float:
+    """Run now -> step start of the probe job, with every job loaded."""
+    committed = run_now(conn, probe)
+    wait_until(lambda: tick_count(conn, probe) >= runs, 60, "the probe job to run", agent)
+    ran = fetch_value(conn, "SELECT max(ran_at) FROM public.bench_tick WHERE jobid = %s", (probe,))
+    return float((ran - committed).total_seconds() * 1000)
 
 
 def _point(

@@ -117,8 +117,8 @@ def _curve(report: dict[str, Any]) -> str:
         "### Scale curve (notifyagent)\n",
         "| jobs | process start → queue loaded (ms) | agent's own measure (ms) | RSS (MB) | "
         "peak (MB) | start-up CPU (s) | load µs / job | RSS kB / job | marginal µs / job | "
-        "marginal kB / job |",
-        "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "marginal kB / job | then a Run now (ms) |",
+        "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for p in points:
         cells = [
@@ -132,6 +132,7 @@ def _curve(report: dict[str, Any]) -> str:
             fmt(p["rss_kb_per_job"], 2),
             fmt(p.get("marginal_load_us_per_job"), 2),
             fmt(p.get("marginal_rss_kb_per_job"), 2),
+            fmt(p.get("probe_run_now_ms"), 1),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

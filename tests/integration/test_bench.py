@@ -172,8 +172,10 @@ def _check_curve(curve: dict[str, Any], sizes: dict[str, Any]) -> None:
     assert [p["jobs"] for p in points] == list(sizes["curve_jobs"])
     for p in points:
         assert p["scheduled"] == p["jobs"]
+        assert p["loaded_of"] == p["jobs"] + 1  # and the probe job
         assert _number(p, "rss_mb") > 0
         _number(p, "load_us_per_job")
+        assert _number(p, "probe_run_now_ms") > 0  # it runs jobs with all of them loaded
     assert "marginal_rss_kb_per_job" in points[-1]
 
 

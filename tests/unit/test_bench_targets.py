@@ -47,12 +47,16 @@ def test_the_curve_is_linear_when_the_marginal_cost_does_not_grow() -> None:
     def point(jobs: int, us: float, kb: float) -> dict[str, Any]:
         return {"jobs": jobs, "start_to_loaded_ms": jobs / 50, "rss_mb": jobs / 1000,
                 "load_us_per_job": us, "rss_kb_per_job": kb,
-                "marginal_load_us_per_job": us, "marginal_rss_kb_per_job": kb}  # fmt: skip
+                "marginal_load_us_per_job": us, "marginal_rss_kb_per_job": kb,
+                "probe_run_now_ms": 3.0}  # fmt: skip
 
     linear = [point(10_000, 30, 2), point(100_000, 20, 1.2), point(1_000_000, 21, 1.1)]
     table = render_targets(_report(curve={"points": linear}))
     assert _row(table, "cost per job (load, RSS) at each size")[3] == "yes"
-    assert _row(table, "1,000,000 jobs")[2] == "load 20.00 s, RSS 1,000 MB"
+    assert _row(table, "1,000,000 jobs")[2:4] == [
+        "load 20.00 s, RSS 1,000 MB, a Run now then started in 3.0 ms",
+        "yes",
+    ]
     worse = [*linear[:2], point(1_000_000, 40, 1.1)]
     table = render_targets(_report(curve={"points": worse}))
     assert _row(table, "cost per job (load, RSS) at each size")[3] == "**no**"
