@@ -25,21 +25,28 @@ def run(h: Harness, variant: Variant) -> dict[str, Any]:
     with h.scenario(variant, "floor") as (db, conn):
         conn.execute("CREATE TABLE public.floor_write (id int)")
         dsn = h.dsn(db.name, variant)
-        parts = asyncio.run(_measure(dsn, h.sizes.floor_samples, random.Random(h.args.seed)))
-    return {**parts, **floors(parts)}
-
-
-def floors(parts: dict[str, Any]) -> dict[str, Any]:
-    """The least lag an agent can have on this machine, from the parts (p50 and p99 each):
-    a timed run = the timer's lateness + the claim (a write round trip with its commit) + the
-    step's statement reaching its backend (half a read round trip); a run-now = the
-    notification's round trip + the same claim and step."""
-    out: dict[str, Any] = {}
-    for q in ("p50", "p99"):
-        claim_and_step = parts[f"write_ms_{q}"] + parts[f"read_ms_{q}"] / 2
-        out[f"floor_timed_ms_{q}"] = parts[f"timer_late_ms_{q}"] + claim_and_step
-        out[f"floor_run_now_ms_{q}"] = parts[f"notify_ms_{q}"] + claim_and_step
+        samples = asyncio.run(_measure(dsn, h.sizes.floor_samples, random.Random(h.args.seed)))
+    out: dict[str, Any] = {"samples": h.sizes.floor_samples}
+    for name, values in {**samples, **floors(samples)}.items():
+        out.update(_summary(name, values))
     return out
+
+
+def floors(parts: dict[str, list[float]]) -> dict[str, list[float]]:
+    """The least lag an agent can have on this machine, sample by sample from the parts
+    (measured independently, so the i-th sums are samples of the sum): a timed run = the
+    timer's lateness + the claim (a write round trip with its commit) + the step's statement
+    reaching its backend (half a read round trip); a run-now = the notification's round trip
+    + the same claim and step."""
+    claim_and_step = [w + r / 2 for w, r in zip(parts["write_ms"], parts["read_ms"], strict=True)]
+    return {
+        "floor_timed_ms": [
+            t + c for t, c in zip(parts["timer_late_ms"], claim_and_step, strict=True)
+        ],
+        "floor_run_now_ms": [
+            n + c for n, c in zip(parts["notify_ms"], claim_and_step, strict=True)
+        ],
+    }
 
 
 def _summary(name: str, samples: list[float]) -> dict[str, Any]:
@@ -50,17 +57,16 @@ def _summary(name: str, samples: list[float]) -> dict[str, Any]:
     }
 
 
-async def _measure(dsn: str, n: int, rng: random.Random) -> dict[str, Any]:
-    out: dict[str, Any] = {"samples": n}
-    out.update(_summary("timer_late_ms", await _timer(n, rng)))
+async def _measure(dsn: str, n: int, rng: random.Random) -> dict[str, list[float]]:
+    out = {"timer_late_ms": await _timer(n, rng)}
     async with (
         await psycopg.AsyncConnection.connect(dsn, autocommit=True) as a,
         await psycopg.AsyncConnection.connect(dsn, autocommit=True) as b,
     ):
-        out.update(_summary("read_ms", await _idle_trips(n, rng, lambda: a.execute("SELECT 1"))))
+        out["read_ms"] = await _idle_trips(n, rng, lambda: a.execute("SELECT 1"))
         write = "INSERT INTO public.floor_write VALUES (1)"
-        out.update(_summary("write_ms", await _idle_trips(n, rng, lambda: a.execute(write))))
-        out.update(_summary("notify_ms", await _notify(a, b, n, rng)))
+        out["write_ms"] = await _idle_trips(n, rng, lambda: a.execute(write))
+        out["notify_ms"] = await _notify(a, b, n, rng)
     return out
 
 
