@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from notifyagent.cluster import find_bindir
 from tests.bench import cron
 from tests.bench.config import REPO, VARIANTS
 from tests.bench.report import fmt, render, render_targets
@@ -49,14 +50,11 @@ def choose_agents(args: argparse.Namespace) -> None:
     if args.durable and "notifyagent-durable" not in args.agents:
         args.agents.append("notifyagent-durable")
     args.notes = []
-    if "pg_cron" in args.agents:
-        from notifyagent.cluster import find_bindir
-
-        if not cron.available(find_bindir()):
-            args.agents.remove("pg_cron")
-            note = "pg_cron skipped: the server has no pg_cron (apt-get install postgresql-15-cron)"
-            args.notes.append(note)
-            print(f"scripts/bench: {note}", file=sys.stderr)
+    if "pg_cron" in args.agents and not cron.available(find_bindir()):
+        args.agents.remove("pg_cron")
+        note = "pg_cron skipped: the server has no pg_cron (apt-get install postgresql-15-cron)"
+        args.notes.append(note)
+        print(f"scripts/bench: {note}", file=sys.stderr)
 
 
 def update_doc(results: Path) -> int:

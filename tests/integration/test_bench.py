@@ -18,6 +18,7 @@ import pytest
 
 from notifyagent.cluster import find_bindir
 from tests.bench.config import SCENARIOS
+from tests.bench.cron import available
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "scripts" / "bench"
@@ -49,8 +50,6 @@ def _finish(proc: subprocess.Popen[str], out: Path) -> tuple[dict[str, Any], str
 
 
 def _cron_installed() -> bool:
-    from tests.bench.cron import available
-
     return available(find_bindir())
 
 
