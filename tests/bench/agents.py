@@ -80,9 +80,16 @@ class Agent:
     """One running agent (either kind) against one database."""
 
     def __init__(
-        self, launch: Launch, variant: Variant, dsn: str, logfile: Path, log_level: str = "INFO"
+        self,
+        launch: Launch,
+        variant: Variant,
+        dsn: str,
+        logfile: Path,
+        log_level: str = "INFO",
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self.launch = launch
+        self.extra_args = extra_args
         self.variant = variant
         self.dsn = dsn
         self.logfile = logfile
@@ -98,7 +105,7 @@ class Agent:
             return [*args, self.dsn]
         return [
             sys.executable, "-m", "notifyagent", "serve", "--dsn", self.dsn, "--station", STATION,
-            "--log-level", self.log_level, *self.launch.notifyagent_args,
+            "--log-level", self.log_level, *self.launch.notifyagent_args, *self.extra_args,
         ]  # fmt: skip
 
     def start(self) -> Agent:

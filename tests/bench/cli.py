@@ -17,8 +17,9 @@ from typing import Any
 import psycopg
 
 from tests.bench.config import SCENARIOS, VARIANTS, BenchError, say
+from tests.bench.doc import add_target_options, choose_agents, update_doc
 from tests.bench.harness import Harness
-from tests.bench.report import render, render_meta
+from tests.bench.report import render, render_meta, render_targets
 from tests.bench.runner import run_all
 
 DESCRIPTION = """\
@@ -34,6 +35,10 @@ JSON as first_run_lag_ms). notifyagent runs as `python -m notifyagent serve --st
 (defaults otherwise); pgAgent runs as `pgagent -f` with its default poll (5 s) and with `-t 1`.
 
 scenarios (--scenarios):
+  floor    No agent: what this machine can do at best, in the same run: how late a bare
+           asyncio.sleep returns, a round trip to an idle backend (SELECT 1; an INSERT with its
+           commit, the WAL flush on the durable server) and a LISTEN/NOTIFY round trip
+           (200 samples each; --quick 20). The floors of the lag targets are composed from them.
   spaced   N one-step jobs (50; --quick 5) whose jobnextrun is set, once the agent is up, to
            staggered random instants over ~15 s (--quick 1 s) starting 2 s ahead.
            Reports lag min / p50 / p99 / max in ms.
@@ -43,16 +48,30 @@ scenarios (--scenarios):
            (uniform in [0, poll interval) for pgAgent so that its poll phase is sampled evenly,
            0.05-0.5 s for notifyagent) and repeat (30 samples; --quick 3).
            Reports lag (step start - commit) min / p50 / p99 / max in ms.
+  every    One job every second for 20 s (--quick 3 s): notifyagent's policy
+           notifyagent.job_policy.every = '1 second' vs pg_cron's '1 seconds' schedule (pg_cron
+           >= 1.5; an older one rejects it, which is reported). Ticks ran / missed, lag after
+           the tick, the agent's CPU and wake-ups per tick.
   herd     N one-step jobs (1000; --quick 20) all due at the same instant (3 s ahead).
            Reports how many runs succeeded (run log 's'), failures, extra runs and phantom 'i'
-           run-log rows, lag p50 / p99 / max and the time from the due instant until the last
-           run finished (max of jlgstart + jlgduration).
+           run-log rows, lag p50 / p99 / max, the time from the due instant until the last
+           run finished (max of jlgstart + jlgduration), and the agent process's CPU
+           (utime+stime from /proc) per run. pg_cron: N jobs '* * * * *' due at the next
+           minute boundary, lag from the boundary, failures from cron.job_run_details.
+  herd-10k notifyagent only: 10,000 jobs (--quick 100) due at once, `--max-concurrency 500`
+           against the server's max_connections (default 100): every run must succeed.
+  scale-out notifyagent only: a herd of 3,000 (--quick 30) with 1, 2 and 3 agents (stations)
+           on one database: time until the last finished, each agent's share, agents' and
+           the server's CPU (the postmaster and all its children, from /proc).
   idle     20 jobs scheduled ~12 h ahead, nothing due; the database has log_statement = 'all'
            and the agent connects with application_name=bench_agent. Over a 60 s window
            (--quick 3 s) starting 12 s after the agent is ready, every statement the agent's
            sessions sent is counted from the server log (prefix '%m [%p] %a '), grouped into
            transactions per backend (BEGIN..COMMIT = 1, any other statement outside a block = 1,
            an empty query the connection pool sends as a health check included).
+           Also the agent process's wake-ups (voluntary context switches, all threads) and CPU.
+           pg_cron: jobs scheduled months ahead; its launcher's wake-ups and CPU, and the
+           transactions of its database from pg_stat_database (its SPI reads are not logged).
            Reports transactions per minute, and those beyond notifyagent's liveness check (its
            `SELECT pg_notify('notifyagent', 'ping:...') ... zombies` statement and the pool
            check right before it). pg_stat_database's xact_commit+xact_rollback delta over the
@@ -71,19 +90,32 @@ scenarios (--scenarios):
            reported too. Then the same again at --log-level DEBUG:
            the last `queue: job N due at <ts>` line of a changed job (every logged due time
            is checked against pga_job.jobnextrun; the DEBUG lines themselves slow the agent).
+  curve    notifyagent only: one database grown to 10,000 and 100,000 jobs (--scale: and
+           1,000,000; --quick 100 and 1,000); at each size the agent is started: queue load
+           time, RSS, start-up CPU, and the cost per job (and the marginal cost since the last
+           size), which shows whether it grows linearly.
 
-Scenarios 1-4 run for every agent in --agents, scenario by scenario, the herd last (pgAgent's
-herd leaves hundreds of threads and a high load behind); the output is a Markdown table with
-the agents
-side by side, the ratios pgAgent / notifyagent and notifyagent's targets, printed on stdout and
-saved with all details (machine, command, raw lags) as JSON (--json).
+agents (--agents): notifyagent; notifyagent-durable (notifyagent on a second cluster with
+fsync, synchronous_commit and full_page_writes on: floor, spaced, run-now, herd); pgagent
+(default poll) and pgagent-t1 (-t 1): spaced, run-now, herd, idle; pg_cron (a third cluster
+with pg_cron loaded, cron.host = its socket dir; skipped with a note if the server has no
+pg_cron): every, herd, idle.
+
+Every scenario runs for every agent that supports it, scenario by scenario, the herds last
+(pgAgent's herd leaves hundreds of threads and a high load behind); the output is a Markdown
+table with the agents side by side, the ratios to notifyagent, then notifyagent's targets
+(met or not, with the floor where one applies), printed on stdout and saved with all details
+(machine, command, raw lags, the load average around each scenario) as JSON (--json).
+`--update-doc RESULTS.json` writes those tables into BENCHMARKS.md.
 """
 
 EPILOG = """\
 examples:
-  scripts/bench                      full run, both agents (about 12 minutes)
-  scripts/bench --quick              tiny version of everything (well under a minute;
-                                     pgAgent only with -t 1)
+  scripts/bench                      full run, every agent (about 16 minutes)
+  scripts/bench --quick              tiny version of everything (about a minute plus the wait
+                                     for pg_cron's minute boundary; pgAgent only with -t 1)
+  scripts/bench --scale --scenarios curve --agents notifyagent     the 10k/100k/1M curve
+  scripts/bench --update-doc benchmarks/results/RUN.json           BENCHMARKS.md from a run
   scripts/bench --agents notifyagent --scenarios spaced,run-now
 """
 
@@ -118,8 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--agents",
         type=_csv(tuple(VARIANTS)),
         default=None,
-        help="which agents, comma-separated: notifyagent, pgagent (default poll, 5 s), "
-        "pgagent-t1 (-t 1). Default: all three (--quick: notifyagent,pgagent-t1)",
+        help=f"which agents, comma-separated: {', '.join(VARIANTS)}. Default: all "
+        "(--quick: all but pgagent; pg_cron only if the server has it)",
     )
     p.add_argument(
         "--scenarios",
@@ -146,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the cluster's max_connections (default: %(default)s, PostgreSQL's default)",
     )
     p.add_argument("--seed", type=int, default=None, help="random seed (due-time offsets, pauses)")
+    add_target_options(p)
     p.add_argument(
         "--keep-logs",
         action="store_true",
@@ -189,6 +222,8 @@ def _publish(report: dict[str, Any], json_path: Path) -> int:
     print(meta)
     print()
     print(table)
+    print()
+    print(render_targets(report))
     if report["errors"]:
         print("\nerrors:\n" + "\n".join(report["errors"]), file=sys.stderr)
     say(f"results written to {json_path}")
@@ -197,8 +232,9 @@ def _publish(report: dict[str, Any], json_path: Path) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.agents is None:
-        args.agents = ["notifyagent", "pgagent-t1"] if args.quick else list(VARIANTS)
+    if args.update_doc is not None:
+        return update_doc(args.update_doc)
+    choose_agents(args)
     if any(VARIANTS[a].is_pgagent for a in args.agents) and shutil.which(args.pgagent) is None:
         print(f"scripts/bench: pgAgent binary {args.pgagent!r} not found", file=sys.stderr)
         return 2

@@ -10,9 +10,15 @@ from pathlib import Path
 #: The checkout whose notifyagent/ and sql/ are benchmarked (copied before the agents start).
 REPO = Path(__file__).resolve().parents[2]
 
-SCENARIOS = ("spaced", "run-now", "herd", "idle", "scale")
-#: The herd last: pgAgent's herd leaves hundreds of threads and a high load average behind.
-RUN_ORDER = ("spaced", "run-now", "idle", "scale", "herd")
+SCENARIOS = (
+    "floor", "spaced", "run-now", "every", "herd", "herd-10k", "scale-out", "idle", "scale",
+    "curve",
+)  # fmt: skip
+#: The herds last: pgAgent's herd leaves hundreds of threads and a high load average behind.
+RUN_ORDER = (
+    "floor", "spaced", "run-now", "every", "idle", "scale", "curve", "herd", "herd-10k",
+    "scale-out",
+)  # fmt: skip
 AGENT_APP = "bench_agent"
 BENCH_APP = "bench"
 STATION = "bench"
@@ -36,6 +42,13 @@ class Sizes:
     idle_settle: float
     scale_jobs: int
     scale_changed: int
+    floor_samples: int
+    every_window: float
+    herd10k_jobs: int
+    herd10k_concurrency: int
+    scaleout_jobs: int
+    scaleout_agents: tuple[int, ...]
+    curve_jobs: tuple[int, ...]
 
 
 FULL = Sizes(
@@ -51,7 +64,16 @@ FULL = Sizes(
     idle_settle=12.0,
     scale_jobs=100_000,
     scale_changed=10_000,
+    floor_samples=200,
+    every_window=20.0,
+    herd10k_jobs=10_000,
+    herd10k_concurrency=500,
+    scaleout_jobs=3000,
+    scaleout_agents=(1, 2, 3),
+    curve_jobs=(10_000, 100_000),
 )
+#: --scale: the curve goes on to a million jobs (a few minutes)
+SCALE_CURVE = (10_000, 100_000, 1_000_000)
 QUICK = Sizes(
     spaced_jobs=5,
     spaced_span=1.0,
@@ -65,6 +87,13 @@ QUICK = Sizes(
     idle_settle=0.5,
     scale_jobs=1000,
     scale_changed=100,
+    floor_samples=20,
+    every_window=3.0,
+    herd10k_jobs=100,
+    herd10k_concurrency=500,
+    scaleout_jobs=30,
+    scaleout_agents=(1, 2),
+    curve_jobs=(100, 1000),
 )
 
 
@@ -74,12 +103,18 @@ class Variant:
 
     key: str
     label: str
-    kind: str  # "notifyagent" or "pgagent"
+    kind: str  # "notifyagent", "pgagent" or "pg_cron"
     poll: float | None = None  # pgAgent's poll interval
+    site: str = "plain"  # which cluster: plain, durable (fsync on) or cron (pg_cron loaded)
+    scenarios: tuple[str, ...] = ("spaced", "run-now", "herd", "idle")
 
     @property
     def is_pgagent(self) -> bool:
         return self.kind == "pgagent"
+
+    @property
+    def is_cron(self) -> bool:
+        return self.kind == "pg_cron"
 
     def database(self, scenario: str) -> str:
         """The prefix of the scenario's database name (readable in kept logs)."""
@@ -87,9 +122,26 @@ class Variant:
 
 
 VARIANTS = {
-    "notifyagent": Variant("notifyagent", "notifyagent", "notifyagent"),
+    "notifyagent": Variant("notifyagent", "notifyagent", "notifyagent", scenarios=SCENARIOS),
+    "notifyagent-durable": Variant(
+        "notifyagent-durable",
+        "notifyagent, durable server",
+        "notifyagent",
+        site="durable",
+        scenarios=("floor", "spaced", "run-now", "herd"),
+    ),
     "pgagent": Variant("pgagent", "pgAgent (default, -t 5)", "pgagent", 5.0),
     "pgagent-t1": Variant("pgagent-t1", "pgAgent -t 1", "pgagent", 1.0),
+    "pg_cron": Variant(
+        "pg_cron", "pg_cron", "pg_cron", site="cron", scenarios=("every", "herd", "idle")
+    ),
+}
+#: The server settings of each site on top of notifyagent.cluster's (fsync off and so on);
+#: the cron site's pg_cron settings are added when it starts (they name its socket dir).
+SITE_SETTINGS = {
+    "plain": {},
+    "durable": {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"},
+    "cron": {},
 }
 
 _T0 = time.monotonic()

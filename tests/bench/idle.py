@@ -14,6 +14,7 @@ from tests.bench.config import AGENT_APP, Variant
 from tests.bench.harness import Harness
 from tests.bench.jobs import make_jobs
 from tests.bench.logs import LogTail
+from tests.bench.procstat import Usage
 from tests.pg import Conn, fetch_value
 
 LOG_LINE_RE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+")
@@ -46,7 +47,7 @@ def run(h: Harness, variant: Variant) -> dict[str, Any]:
         # nothing of ours touches the database during the window.
         with h.running(variant, db.name, conn) as agent:
             time.sleep(z.idle_settle)  # let start-up statements pass: a fixed window
-            window = _window(h, admin, db.name)
+            window = _window(h, admin, db.name, agent.pid)
             agent.check_alive()
             sessions = int(
                 fetch_value(
@@ -69,20 +70,25 @@ def run(h: Harness, variant: Variant) -> dict[str, Any]:
         "tx_per_min_beyond_liveness": (counted["transactions"] - counted["liveness"]) * per_min,
         "pg_stat_xacts_per_min": window["xacts"] * per_min,
         "agent_connections": sessions,
+        "wakeups_per_min": window["usage"].wakeups * per_min,
+        "cpu_ms_per_min": window["usage"].cpu_s * 1000 * per_min,
         "by_statement": counted["by_statement"],
     }
 
 
-def _window(h: Harness, admin: Conn, dbname: str) -> dict[str, Any]:
-    """The measurement window: its length, the server log written meanwhile and the
-    pg_stat_database transaction delta (the cross-check)."""
+def _window(h: Harness, admin: Conn, dbname: str, pid: int) -> dict[str, Any]:
+    """The measurement window: its length, the server log written meanwhile, the
+    pg_stat_database transaction delta (the cross-check) and the agent process's wake-ups
+    and CPU."""
     tail = LogTail.from_end(h.cluster.logfile)
     x0 = _xacts(admin, dbname)
+    usage = Usage([pid]).start()
     t0 = time.monotonic()
     time.sleep(h.sizes.idle_window)  # the measurement window itself
     seconds = time.monotonic() - t0
+    usage.stop()
     x1 = _xacts(admin, dbname)
-    return {"seconds": seconds, "lines": tail.lines(), "xacts": x1 - x0}
+    return {"seconds": seconds, "lines": tail.lines(), "xacts": x1 - x0, "usage": usage}
 
 
 def _xacts(admin: Conn, dbname: str) -> int:

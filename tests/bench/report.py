@@ -1,13 +1,16 @@
-"""The results as people read them: one progress line per scenario, and the Markdown table
-with the agents side by side, the ratios pgAgent / notifyagent and notifyagent's targets."""
+"""The results as people read them: one progress line per scenario, the Markdown table with
+the agents side by side (ratios notifyagent / each other agent), and notifyagent's targets
+(:mod:`targets`), met or not."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from tests.bench.config import VARIANTS
+from tests.bench.rows import ROWS, Row, lookup
+from tests.bench.targets import render_targets
+
+__all__ = ["fmt", "render", "render_meta", "render_targets", "summary_line"]
 
 
 def fmt(v: Any, digits: int = 1) -> str:
@@ -25,10 +28,10 @@ def fmt(v: Any, digits: int = 1) -> str:
 
 
 def summary_line(scenario: str, r: dict[str, Any]) -> str:
-    if "error" in r:
-        return "error"
-    if scenario in ("spaced", "run-now", "herd"):
-        n = r.get("jobs", r.get("samples"))
+    if "error" in r or "unsupported" in r:
+        return str(r.get("error") or r["unsupported"])
+    if scenario in ("spaced", "run-now", "herd", "herd-10k", "every"):
+        n = r.get("jobs", r.get("samples", r.get("expected")))
         return (
             f"ran {r['ran']}/{n}, lag p50 {fmt(r['lag_ms_p50'], 2)} ms, "
             f"p99 {fmt(r['lag_ms_p99'], 2)} ms, max {fmt(r['lag_ms_max'], 2)} ms "
@@ -36,8 +39,22 @@ def summary_line(scenario: str, r: dict[str, Any]) -> str:
         )
     if scenario == "idle":
         return (
-            f"{fmt(r['tx_per_min'])} tx/min ({r['transactions']} in {r['window_s']:.1f}s), "
-            f"beyond liveness {fmt(r['tx_per_min_beyond_liveness'])}"
+            f"{fmt(r['tx_per_min'])} tx/min, beyond liveness "
+            f"{fmt(r['tx_per_min_beyond_liveness'])}, {fmt(r.get('wakeups_per_min'))} wake-ups/min"
+        )
+    if scenario == "floor":
+        return (
+            f"timer late p50 {fmt(r['timer_late_ms_p50'], 3)} ms, SELECT 1 "
+            f"{fmt(r['read_ms_p50'], 3)} ms, INSERT {fmt(r['write_ms_p50'], 3)} ms, NOTIFY "
+            f"{fmt(r['notify_ms_p50'], 3)} ms"
+        )
+    if scenario == "scale-out":
+        return ", ".join(
+            f"{k} agent(s): {fmt(v['last_finished_s'], 2)} s" for k, v in r["by_agents"].items()
+        )
+    if scenario == "curve":
+        return ", ".join(
+            f"{p['jobs']:,}: {p['load_ms_agent']} ms, {fmt(p['rss_mb'])} MB" for p in r["points"]
         )
     return (
         f"loaded {r['scheduled']} in {r['load_ms_agent']} ms (process start "
@@ -47,105 +64,31 @@ def summary_line(scenario: str, r: dict[str, Any]) -> str:
     )
 
 
-@dataclass(frozen=True)
-class Row:
-    """One line of the table: a result key (``a.b`` looks into nested dicts) and, for
-    notifyagent, its target."""
-
-    scenario: str
-    label: str
-    key: str
-    digits: int = 1
-    target: str = ""
-    check: Callable[[float], bool] | None = None
-    ratio: bool = True
-
-
-ROWS = [
-    Row("spaced", "jobs ran", "ran", ratio=False),
-    Row("spaced", "first run after start (ms)", "first_run_lag_ms", 2),
-    Row("spaced", "lag min (ms)", "lag_ms_min", 2),
-    Row("spaced", "lag p50 (ms)", "lag_ms_p50", 2, "≤ 2", lambda v: v <= 2),
-    Row("spaced", "lag p99 (ms)", "lag_ms_p99", 2, "≤ 10", lambda v: v <= 10),
-    Row("spaced", "lag max (ms)", "lag_ms_max", 2),
-    Row("run-now", "samples ran", "ran", ratio=False),
-    Row("run-now", "lag min (ms)", "lag_ms_min", 2),
-    Row("run-now", "lag p50 (ms)", "lag_ms_p50", 2, "≤ 10", lambda v: v <= 10),
-    Row("run-now", "lag p99 (ms)", "lag_ms_p99", 2),
-    Row("run-now", "lag max (ms)", "lag_ms_max", 2),
-    Row("herd", "runs succeeded", "succeeded", ratio=False),
-    Row("herd", "failures", "failed", 0, "0", lambda v: v == 0, ratio=False),
-    Row("herd", "phantom 'i' run logs", "phantom_i", 0, ratio=False),
-    Row("herd", "extra (duplicate) runs", "extra_runs", 0, ratio=False),
-    Row("herd", "… started after the release", "runs_after_release", 0, ratio=False),
-    Row("herd", "lag p50 (ms)", "lag_ms_p50", 1),
-    Row("herd", "lag p99 (ms)", "lag_ms_p99", 1, "≤ 1000 (250)", lambda v: v <= 1000),
-    Row("herd", "lag max (ms)", "lag_ms_max", 1),
-    Row("herd", "last run finished (s)", "last_finished_s", 2),
-    Row("idle", "agent transactions / min", "tx_per_min", 1, "≤ 2", lambda v: v <= 2),
-    Row(
-        "idle",
-        "… beyond the liveness check",
-        "tx_per_min_beyond_liveness",
-        1,
-        "0",
-        lambda v: v == 0,
-    ),
-    Row("scale", "queue loaded, agent's own measure (ms)", "load_ms_agent", 0),
-    Row(
-        "scale",
-        "process start → queue loaded (ms)",
-        "start_to_loaded_ms",
-        0,
-        "≤ 3000",
-        lambda v: v <= 3000,
-    ),
-    Row("scale", "RSS after load (MB)", "rss_mb", 1, "≤ 200", lambda v: v <= 200),
-    Row("scale", "peak RSS (VmHWM, MB)", "hwm_mb", 1),
-    Row("scale", "UPDATE of the schedules (ms)", "update_stmt_ms", 0),
-    Row(
-        "scale",
-        "commit → queue updated, probe (ms)",
-        "queue_updated_ms",
-        0,
-        "≤ 1000",
-        lambda v: v <= 1000,
-    ),
-    Row("scale", "… at DEBUG, last `queue: job` line (ms)", "debug.queue_updated_ms", 0),
-]
-
-
-def lookup(r: dict[str, Any], key: str) -> Any:
-    """``r[key]``, where ``a.b`` looks into nested dicts."""
-    found: Any = r
-    for part in key.split("."):
-        if not isinstance(found, dict):
-            return None
-        found = found.get(part)
-    return found
-
-
 def _titles(sizes: dict[str, Any]) -> dict[str, str]:
-    """Each scenario's first cell: its number and size."""
+    """Each scenario's first cell: its name and size (older results lack some sizes)."""
+    z = {k: v for k, v in sizes.items() if v is not None}
+
+    def size(key: str) -> str:
+        return f"{z[key]:,}" if key in z else "?"
+
     return {
-        "spaced": f"1 spaced ({sizes['spaced_jobs']} jobs over {sizes['spaced_span']:g} s)",
-        "run-now": f"2 run-now ({sizes['runnow_samples']} samples)",
-        "herd": f"3 herd ({sizes['herd_jobs']:,} jobs due at once)",
-        "idle": f"4 idle ({sizes['idle_window']:g} s window)",
-        "scale": (
-            f"5 scale ({sizes['scale_jobs']:,} jobs, {sizes['scale_changed']:,} schedules changed)"
-        ),
+        "floor": f"floor ({size('floor_samples')} samples each, no agent)",
+        "spaced": f"spaced ({size('spaced_jobs')} jobs over {z.get('spaced_span', 0):g} s)",
+        "run-now": f"run-now ({size('runnow_samples')} samples)",
+        "every": f"every second ({z.get('every_window', 0):g} s window)",
+        "herd": f"herd ({size('herd_jobs')} jobs due at once)",
+        "herd-10k": f"herd of {size('herd10k_jobs')}, --max-concurrency "
+        f"{size('herd10k_concurrency')}",
+        "idle": f"idle ({z.get('idle_window', 0):g} s window)",
+        "scale": f"scale ({size('scale_jobs')} jobs, {size('scale_changed')} schedules changed)",
     }
 
 
 def _header(agents: list[str], others: list[str], base: str | None) -> list[str]:
     head = ["scenario", "metric", *(VARIANTS[a].label for a in agents)]
     if base:
-        head += [f"{VARIANTS[a].label} / notifyagent" for a in others]
-        head += ["notifyagent target", "met?"]
+        head += [f"notifyagent / {VARIANTS[a].label}" for a in others]
     align = ["---", "---"] + ["--:"] * (len(head) - 2)
-    if base:
-        align[-2:] = ["---", "---"]
     return ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
 
 
@@ -163,31 +106,30 @@ def _values(
             cells.append("n/a")
         elif "error" in r:
             cells.append("error")
+        elif "unsupported" in r:
+            cells.append("unsupported")
         elif row.key == "ran":
-            cells.append(f"{fmt(v)} / {fmt(r.get('jobs', r.get('samples')))}")
+            n = r.get("jobs", r.get("samples", r.get("expected")))
+            cells.append(f"{fmt(v)} / {fmt(n)}")
         else:
             cells.append(fmt(v, row.digits))
     return cells, values
 
 
+def ratio(b: float | None, o: float | None) -> str:
+    """notifyagent's value / the other's, two significant digits."""
+    if o is None or b is None:
+        return ""
+    if o == 0:
+        return "1" if b == 0 else "∞"
+    return f"{b / o:.2g}x"
+
+
 def _comparison(
     row: Row, values: dict[str, float | None], base: str, others: list[str]
 ) -> list[str]:
-    """Ratios to notifyagent, then notifyagent's target and whether it was met."""
-    b = values[base]
-    cells: list[str] = []
-    for a in others:
-        o = values[a]
-        if not row.ratio or o is None or b is None:
-            cells.append("")
-        elif b == 0:
-            cells.append("∞" if o else "1")
-        else:
-            cells.append(f"{o / b:,.1f}x")
-    met = ""
-    if row.check is not None and b is not None:
-        met = "yes" if row.check(float(b)) else "**no**"
-    return [*cells, row.target, met]
+    """Ratios notifyagent / each other agent."""
+    return [ratio(values[base], values[a]) if row.ratio else "" for a in others]
 
 
 def render(report: dict[str, Any]) -> str:
@@ -199,7 +141,7 @@ def render(report: dict[str, Any]) -> str:
     titles = _titles(report["meta"]["sizes"])
     shown: set[str] = set()
     for row in ROWS:
-        if not any(row.scenario in results[a] for a in agents):
+        if row.scenario not in titles or not any(row.scenario in results[a] for a in agents):
             continue
         cells, values = _values(row, results)
         if base:

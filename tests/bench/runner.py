@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-from tests.bench import herd, idle, run_now, scale, spaced
+from tests.bench import cron, curve, every, floor, herd, idle, run_now, scale, spaced
 from tests.bench.config import RUN_ORDER, VARIANTS, BenchError, Variant, say
 from tests.bench.harness import Harness
 from tests.bench.meta import machine_info
@@ -23,12 +23,19 @@ from tests.bench.report import summary_line
 
 Scenario = Callable[[Harness, Variant], dict[str, Any]]
 SCENARIO_FNS: dict[str, Scenario] = {
+    "floor": floor.run,
     "spaced": spaced.run,
     "run-now": run_now.run,
+    "every": every.run,
     "herd": herd.run,
+    "herd-10k": herd.run_10k,
+    "scale-out": herd.run_scale_out,
     "idle": idle.run,
     "scale": scale.run,
+    "curve": curve.run,
 }
+#: pg_cron's own versions of the scenarios that fit its model (Variant.scenarios)
+CRON_FNS: dict[str, Scenario] = {"herd": cron.herd, "idle": cron.idle, "every": cron.every}
 
 
 def run_all(h: Harness) -> dict[str, Any]:
@@ -41,8 +48,8 @@ def run_all(h: Harness) -> dict[str, Any]:
     for scenario in [s for s in RUN_ORDER if s in h.args.scenarios]:
         for key in h.args.agents:
             variant = VARIANTS[key]
-            if scenario == "scale" and variant.is_pgagent:
-                continue  # pgAgent keeps no queue: nothing to measure
+            if scenario not in variant.scenarios:
+                continue  # e.g. pgAgent keeps no queue: nothing to measure in scale
             results[key][scenario] = _run_one(h, scenario, variant, errors)
             partial = {"meta": meta, "results": results, "errors": errors, "partial": True}
             h.args.json.write_text(json.dumps(partial, indent=2, default=str) + "\n")
@@ -56,8 +63,11 @@ def _meta(h: Harness) -> dict[str, Any]:
     meta["command"] = " ".join(["scripts/bench", *sys.argv[1:]])
     meta["quick"] = h.args.quick
     meta["cluster_dir"] = str(h.cluster.base)
+    meta["cluster_dirs"] = [str(site.cluster.base) for site in h.sites.values()]
     meta["sizes"] = asdict(h.sizes)
     meta["loadavg_start"] = os.getloadavg()
+    meta["notes"] = list(getattr(h.args, "notes", []))
+    meta["scale_curve"] = list(curve.sizes(h))
     return meta
 
 
@@ -66,8 +76,10 @@ def _run_one(h: Harness, scenario: str, variant: Variant, errors: list[str]) -> 
     ``errors``."""
     say(f"{variant.label}: {scenario}")
     t = time.monotonic()
+    loadavg_before = os.getloadavg()
+    fns = CRON_FNS if variant.is_cron else SCENARIO_FNS
     try:
-        res = SCENARIO_FNS[scenario](h, variant)
+        res = fns[scenario](h, variant)
     except (BenchError, psycopg.Error, subprocess.CalledProcessError) as err:
         say(f"  FAILED: {err}")
         errors.append(f"{variant.key}/{scenario}: {err}")
@@ -78,6 +90,7 @@ def _run_one(h: Harness, scenario: str, variant: Variant, errors: list[str]) -> 
         errors.append(f"{variant.key}/{scenario}: {type(err).__name__}: {err}")
         res = {"error": f"{type(err).__name__}: {err}"}
     res["elapsed_s"] = round(time.monotonic() - t, 3)
+    res["loadavg_before"] = loadavg_before
     res["loadavg_after"] = os.getloadavg()
     say(f"  {summary_line(scenario, res)}")
     return res

@@ -65,7 +65,7 @@ def _setup(h: Harness, conn: Conn, dbname: str) -> tuple[int, list[int], float]:
     z = h.sizes
     say(f"  creating {z.scale_jobs} jobs with a schedule and a step each")
     t = time.monotonic()
-    _scale_data(conn, z.scale_jobs)
+    scale_data(conn, z.scale_jobs)
     (probe,) = make_jobs(conn, 1, "probe")  # no schedule: only runs when run-now
     setup_s = time.monotonic() - t
     changed = [
@@ -86,10 +86,11 @@ def _setup(h: Harness, conn: Conn, dbname: str) -> tuple[int, list[int], float]:
     return probe, changed, setup_s
 
 
-def _scale_data(conn: Conn, n: int) -> None:
-    """n jobs, one step and one schedule each (due 10-14 h ahead, spread over minutes);
-    built with the triggers off, then one UPDATE lets pgagent's trigger compute every
+def scale_data(conn: Conn, n: int) -> None:
+    """n more jobs, one step and one schedule each (due 10-14 h ahead, spread over minutes);
+    built with the triggers off, then one UPDATE lets pgagent's trigger compute every new
     jobnextrun exactly as it would for schedules saved in pgAdmin."""
+    after = int(fetch_value(conn, "SELECT coalesce(max(jobid), 0) FROM pgagent.pga_job"))
     with conn.transaction():
         conn.execute("SET LOCAL session_replication_role = replica")
         conn.execute(
@@ -100,17 +101,18 @@ def _scale_data(conn: Conn, n: int) -> None:
         conn.execute(
             "INSERT INTO pgagent.pga_jobstep (jstjobid, jstname, jstkind, jstcode, jstdbname) "
             "SELECT jobid, 'tick', 's', format(%s, jobid), current_database() "
-            "FROM pgagent.pga_job",
-            (TICK_STEP,),
+            "FROM pgagent.pga_job WHERE jobid > %s",
+            (TICK_STEP, after),
         )
         conn.execute(
             "INSERT INTO pgagent.pga_schedule (jscjobid, jscname, jscminutes, jschours) "
-            "SELECT jobid, 'daily', (SELECT array_agg(m = jobid % 60 ORDER BY m) "
+            "SELECT jobid, 'daily', (SELECT array_agg(m = jobid %% 60 ORDER BY m) "
             "FROM generate_series(0, 59) m), (SELECT array_agg(h = (extract(hour FROM now())"
-            "::int + 10 + jobid % 5) % 24 ORDER BY h) FROM generate_series(0, 23) h) "
-            "FROM pgagent.pga_job"
+            "::int + 10 + jobid %% 5) %% 24 ORDER BY h) FROM generate_series(0, 23) h) "
+            "FROM pgagent.pga_job WHERE jobid > %s",
+            (after,),
         )
-    conn.execute("UPDATE pgagent.pga_job SET jobnextrun = NULL")
+    conn.execute("UPDATE pgagent.pga_job SET jobnextrun = NULL WHERE jobid > %s", (after,))
     conn.execute("VACUUM ANALYZE pgagent.pga_job")
     conn.execute("VACUUM ANALYZE pgagent.pga_jobstep")
     conn.execute("VACUUM ANALYZE pgagent.pga_schedule")
@@ -121,7 +123,7 @@ def _phase_info(
 ) -> dict[str, Any]:
     """The agent as deployed (INFO): start-up, memory, and the probe after the change."""
     with h.running(variant, dbname, conn) as agent:
-        start = _loaded(agent)
+        start = loaded(agent)
         proc = read_proc_status(agent.pid)
         change = _change_schedules(conn, changed, 30, probe)
         _wait_probe(conn, probe, 1, agent)
@@ -135,7 +137,7 @@ def _phase_debug(
     """At DEBUG: when each changed job's `queue: job N due at` line appeared (agent clock,
     epoch seconds), and the due time it said, in `seen`."""
     with h.running(variant, dbname, conn, log_level="DEBUG") as agent:
-        start = _loaded(agent)
+        start = loaded(agent)
         tail = LogTail.from_end(agent.logfile)
         change = _change_schedules(conn, changed, 45, probe)
         seen: dict[int, tuple[float, str]] = {}
@@ -188,7 +190,7 @@ def _mismatched(conn: Conn, changed: list[int], seen: dict[int, tuple[float, str
     return sum(1 for j, (_, due) in seen.items() if dt.datetime.fromisoformat(due) != db_next[j])
 
 
-def _loaded(agent: Agent) -> dict[str, Any]:
+def loaded(agent: Agent) -> dict[str, Any]:
     """Start-up numbers from the agent's `queue loaded` line."""
     line = next(ln for ln in agent.log_text().splitlines() if "queue loaded" in ln)
     lm = LOADED_RE.search(line)
