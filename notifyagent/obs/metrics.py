@@ -20,6 +20,22 @@ LAG_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5
 DURATION_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)
 
 
+def _alert_metrics(r: CollectorRegistry) -> tuple[Counter, Gauge]:
+    alerts = Counter(
+        "notifyagent_alerts",
+        "Alerts, by event and outcome (sent; failed: the destination refused or timed out "
+        "after the retries; dropped: the queue overflowed)",
+        ["event", "outcome"],
+        registry=r,
+    )
+    overdue = Gauge(
+        "notifyagent_jobs_overdue",
+        "Enabled jobs due for longer than missed_grace that no agent runs",
+        registry=r,
+    )
+    return alerts, overdue
+
+
 class Metrics:
     """Every metric of one agent, in a registry of its own."""
 
@@ -76,6 +92,7 @@ class Metrics:
             "and are ignored",
             registry=r,
         )
+        self.alerts, self.overdue = _alert_metrics(r)
         self.connected = Gauge(
             "notifyagent_connected", "1 while the LISTEN connection is up", registry=r
         )
