@@ -40,7 +40,9 @@ class Hook:
         with self.lock:
             return [json.loads(body["message"]) for _, body in self.requests]
 
-    def wait(self, check: Callable[[list[dict[str, Any]]], bool], timeout: float = 20) -> list:
+    def wait(
+        self, check: Callable[[list[dict[str, Any]]], bool], timeout: float = 20
+    ) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while not check(docs := self.documents()):
             if time.monotonic() > deadline:

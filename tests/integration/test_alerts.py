@@ -5,19 +5,20 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from tests.agent import AgentProcess, make_job, run_now, sql_step, wait_finished
 from tests.compat.pgadmin import PgAdminSession, files, parse, sql_dir
-from tests.pg import Database, wait_for
+from tests.pg import Database
 from tests.receivers import smtp_server, text_of, webhook
 
 Factory = Callable[..., AgentProcess]
 FAIL = "DO $$ BEGIN RAISE EXCEPTION 'boom: password=hunter2'; END $$"
 
 
-def _events(docs: list[dict], job_id: int) -> list[str]:
+def _events(docs: list[dict[str, Any]], job_id: int) -> list[str]:
     return [d["event"] for d in docs if d["job"] and d["job"]["id"] == job_id]
 
 
@@ -25,7 +26,10 @@ def test_one_alert_per_run_with_three_agents(db: Database, agent_factory: Factor
     """A failing job with three agents: one webhook document and one e-mail (jpgAgent's
     @EMAIL_TO, through alert_email) per failed run, then one 'recovered'."""
     with webhook() as hook, smtp_server() as smtp:
-        desc = "nightly\n@EMAIL_ON=FAIL;\n@EMAIL_TO=ops@example.com;\n@EMAIL_SUBJECT=~job_name~: ~status~"
+        desc = (
+            "nightly\n@EMAIL_ON=FAIL;\n@EMAIL_TO=ops@example.com;\n"
+            "@EMAIL_SUBJECT=~job_name~: ~status~"
+        )
         job = make_job(db, "etl", [sql_step("load", FAIL)])
         db.execute("UPDATE pgagent.pga_job SET jobdesc = %s WHERE jobid = %s", (desc, job))
         args = ("--alert-urls", hook.url(), "--alert-email", smtp.url())
@@ -46,16 +50,22 @@ def test_one_alert_per_run_with_three_agents(db: Database, agent_factory: Factor
     first = docs[0]
     assert first["version"] == 1
     assert first["job"] == {"id": job, "name": "etl"}
-    assert first["run"]["id"] == runs[0] and first["run"]["status"] == "f"
-    assert first["run"]["started"] and first["run"]["duration_s"] >= 0
-    assert first["step"]["name"] == "load" and first["step"]["status"] == "f"
-    assert "boom" in first["step"]["output"] and "hunter2" not in str(docs)
+    assert first["run"]["id"] == runs[0]
+    assert first["run"]["status"] == "f"
+    assert first["run"]["started"]
+    assert first["run"]["duration_s"] >= 0
+    assert first["step"]["name"] == "load"
+    assert first["step"]["status"] == "f"
+    assert "boom" in first["step"]["output"]
+    assert "hunter2" not in str(docs)
     ran = {a.station for a in agents if f"job {job} (etl) started" in a.log()}
     assert first["station"] in ran
     assert [m["To"] for m in mails] == ["ops@example.com", "ops@example.com"]
     assert mails[0]["Subject"] == "etl: failed"
     body = text_of(mails[0])
-    assert "step: load" in body and "boom" in body and "hunter2" not in body
+    assert "step: load" in body
+    assert "boom" in body
+    assert "hunter2" not in body
     assert len(smtp.messages) == 2  # no e-mail for the recovery (@EMAIL_ON=FAIL)
     for a in agents:
         assert hook.url() not in a.log()
@@ -84,7 +94,8 @@ def test_max_failures_disables_the_job_and_enabling_it_again_resets(
         docs = hook.wait(lambda d: "disabled" in _events(d, job))
         assert db.value("SELECT jobenabled FROM pgagent.pga_job WHERE jobid = 1") is False
         disabled = next(d for d in docs if d["event"] == "disabled")
-        assert "2 failed runs in a row" in disabled["reason"] and "enable" in disabled["reason"]
+        assert "2 failed runs in a row" in disabled["reason"]
+        assert "enable" in disabled["reason"]
         session = PgAdminSession(db.dsn)
         try:
             for call in enable:
@@ -122,7 +133,8 @@ def test_missed_run_of_a_pinned_job_is_reported_once_per_miss(
             timeout=30,
             check=True,
         )
-        assert "missed" in status.stdout and "'ghost' is not running" in status.stdout
+        assert "missed" in status.stdout
+        assert "'ghost' is not running" in status.stdout
         ghost = agent_factory(station="ghost")
         wait_finished(db, job, runs=1)
         ghost.stop()
