@@ -214,6 +214,6 @@ async def send_test(settings: Settings, urls: Sequence[str], metrics: Metrics) -
         reason="a test alert sent by notifyagent alert test: this destination works",
     )
     try:
-        return await outbox.deliver(alert, urls)
+        return await outbox.results(alert, urls)
     finally:
         outbox.close()

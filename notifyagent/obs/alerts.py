@@ -85,13 +85,30 @@ class Outbox:
         self._ready.set()
 
     async def run_forever(self) -> None:
+        """Deliver queued alerts, up to :data:`THREADS` at once (a destination that hangs
+        holds up one slot, not the alerts behind it)."""
+        slots = asyncio.Semaphore(THREADS)
+        sending: set[asyncio.Task[None]] = set()
+
+        def done(task: asyncio.Task[None]) -> None:
+            sending.discard(task)
+            slots.release()
+            if not sending and not self._items:
+                self._idle.set()
+
         while True:
             await self._ready.wait()
             while self._items:
-                alert, urls = self._items.popleft()
-                await self.deliver(alert, urls)
+                await slots.acquire()
+                if not self._items:  # dropped while we waited
+                    slots.release()
+                    break
+                task = asyncio.ensure_future(self.deliver(*self._items.popleft()))
+                sending.add(task)
+                task.add_done_callback(done)
             self._ready.clear()
-            self._idle.set()
+            if not sending:
+                self._idle.set()
 
     async def flush(self, seconds: float) -> None:
         """Wait up to ``seconds`` for the queue to be delivered (at shutdown)."""
@@ -101,7 +118,10 @@ class Outbox:
         except TimeoutError:
             logger.warning("{} alert(s) not delivered before shutdown", len(self._items) + 1)
 
-    async def deliver(self, alert: Alert, urls: Sequence[str]) -> list[str | None]:
+    async def deliver(self, alert: Alert, urls: Sequence[str]) -> None:
+        await self.results(alert, urls)
+
+    async def results(self, alert: Alert, urls: Sequence[str]) -> list[str | None]:
         """Deliver to every destination at once; per destination None or why it failed."""
         return list(await asyncio.gather(*(self._one(alert, url) for url in urls)))
 
