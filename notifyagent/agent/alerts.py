@@ -125,12 +125,15 @@ class Alerter:
 
     async def flush(self, seconds: float) -> None:
         """At shutdown: let the queued alerts go out for up to ``seconds``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
         try:
             async with asyncio.timeout(seconds):
                 await self._idle.wait()
         except TimeoutError:
+            logger.warning("{} finished run(s) not alerted before shutdown", len(self._runs))
             return
-        await self.outbox.flush(seconds)
+        await self.outbox.flush(max(0.0, deadline - loop.time()))
 
     async def _run(self, job_id: int, jlgid: int) -> None:
         try:
