@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.agent import AgentProcess, make_job, run_now, sql_step, wait_finished
+from tests.agent import (
+    AgentProcess,
+    dead_agent_with_a_run,
+    make_job,
+    run_now,
+    sql_step,
+    wait_finished,
+)
 from tests.compat.pgadmin import PgAdminSession, files, parse, sql_dir
-from tests.pg import Database
+from tests.pg import Database, wait_for
 from tests.receivers import smtp_server, text_of, webhook
 
 Factory = Callable[..., AgentProcess]
@@ -141,3 +149,44 @@ def test_missed_run_of_a_pinned_job_is_reported_once_per_miss(
         assert _events(hook.documents(), job) == ["missed"]  # once, though 2 agents check
         run_now(db, job)
         hook.wait(lambda d: _events(d, job) == ["missed", "missed"])
+
+
+def test_a_dead_agent_is_reported_once(db: Database, agent_factory: Factory) -> None:
+    """Two agents check liveness; the one that cleans up after the dead agent alerts."""
+    job = make_job(db, "long", [sql_step("s", "SELECT 1")])
+    with webhook() as hook:
+        args = ("--alert-urls", hook.url(), "--liveness-interval", "0.3")
+        agents = [agent_factory(*args, station=f"s{i}") for i in range(2)]
+        run = dead_agent_with_a_run(db, 999_999, job)
+        docs = hook.wait(lambda d: any(x["event"] == "dead_agent" for x in d))
+        assert db.value("SELECT jlgstatus FROM pgagent.pga_joblog WHERE jlgid = %s", (run,)) == "d"
+        # a window of several liveness rounds of both agents: no second alert
+        wait_for(lambda: sum(a.log().count("cleaned up dead agent") for a in agents) >= 1)
+        time.sleep(1.5)
+        docs = hook.documents()
+    assert [d["event"] for d in docs] == ["dead_agent"]
+    assert "agent 999999 (station dead-host) is gone: 1 run(s) marked aborted" in docs[0]["reason"]
+
+
+def test_alert_test_command(db: Database) -> None:
+    """`notifyagent alert test --to URL`: a sample alert; a destination that refuses is
+    reported (exit 1), shown without its path or token."""
+
+    def alert_test(*urls: str) -> subprocess.CompletedProcess[str]:
+        to = [x for u in urls for x in ("--to", u)]
+        cmd = [sys.executable, "-m", "notifyagent", "alert", "test", "--alert-timeout", "2", *to]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+
+    with webhook() as hook:
+        ok = alert_test(hook.url("secret-token"))
+        assert ok.returncode == 0, ok.stderr
+        assert [d["event"] for d in hook.documents()] == ["test"]
+        assert hook.requests[0][0] == "/secret-token"
+        bad = alert_test(hook.url("secret-token"), "json://127.0.0.1:1/other-token")
+    assert bad.returncode == 1
+    assert f"json://127.0.0.1:{hook.port}: sent" in bad.stdout
+    assert "json://127.0.0.1:1: FAILED" in bad.stdout
+    assert "token" not in bad.stdout + bad.stderr
+    none = alert_test()
+    assert none.returncode != 0
+    assert "no destination: give --to URL" in none.stderr
