@@ -460,7 +460,7 @@ DELETE FROM pgagent.pga_joblog WHERE jlgid IN (SELECT jlgid FROM doomed)
 WITH run AS (
   SELECT l.jlgid, l.jlgjobid, l.jlgstatus, l.jlgstart,
          extract(epoch FROM l.jlgduration)::float8 AS duration
-    FROM pgagent.pga_joblog l WHERE l.jlgid = %(jlgid)s),
+    FROM pgagent.pga_joblog l WHERE l.jlgid = %(jlgid)s AND l.jlgjobid = %(job)s),
 since AS (
   SELECT coalesce((SELECT max(p.jlgid) FROM pgagent.pga_joblog p
                     WHERE p.jlgjobid = %(job)s AND p.jlgid < %(jlgid)s AND p.jlgstatus = 's'),
