@@ -56,7 +56,11 @@ def parse_urls(value: str | Iterable[str]) -> tuple[str, ...]:
     found = tuple(u for u in (u.strip() for u in urls) if u)
     for url in found:
         if not re.match(r"^[a-z][a-z0-9+.-]*://\S", url, re.IGNORECASE):
-            raise ValueError(f"{redact(url)!r} is not a destination URL like json://host/path")
+            # shown up to a path or query (a token may follow), after any user:password@
+            shown = re.split(r"[/?#]", url.rsplit("@", 1)[-1])[0][:60]
+            raise ValueError(
+                f"{shown!r} is not a destination URL: write scheme://..., like json://host/path"
+            )
         hide(url)
     return found
 
