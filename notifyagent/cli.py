@@ -78,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
         "config file; the command line wins over the environment, which wins over the file.",
     )
     add_agent_options(p)
+    p = sub.add_parser("alert", help="alert test: send a sample alert to check destinations")
+    p.add_argument("action", choices=["test"])
+    p.add_argument("--to", action="append", metavar="URL", help="this Apprise URL (repeatable)")
+    add_agent_options(p)  # without --to: alert_urls of --config, the environment or the flags
     return parser
 
 
@@ -184,6 +188,9 @@ def _add_operator_commands(sub: Subparsers) -> None:
         "(job_policy row, annotation, default) and its annotation problems",
     )
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument(
+        "--missed-grace", type=float, default=None, metavar="S", help="overdue after S s (60)"
+    )
 
     p = sub.add_parser("run", help="run a job now (as pgAdmin's Run now); --wait follows it")
     _add_common(p)
@@ -315,7 +322,7 @@ async def _status(args: argparse.Namespace) -> int:
         return await job_status(_dsn(args), args.job, args.json)
     from notifyagent.commands.status import status
 
-    return await status(_dsn(args), args.json)
+    return await status(_dsn(args), args.json, args.missed_grace)
 
 
 async def _run_job(args: argparse.Namespace) -> int:
@@ -346,6 +353,12 @@ async def _dev(args: argparse.Namespace) -> int:
     )
 
 
+async def _alert(args: argparse.Namespace) -> int:
+    from notifyagent.commands.alert import alert_test
+
+    return await alert_test(agent_settings(args)[0], args.to)
+
+
 async def _serve(args: argparse.Namespace) -> int:
     from notifyagent.commands.serve import serve
 
@@ -367,6 +380,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = 
     "run": _run_job,
     "cancel": _cancel,
     "history": _history,
+    "alert": _alert,
 }
 
 

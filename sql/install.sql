@@ -3,8 +3,9 @@
 -- Every statement is idempotent (CREATE OR REPLACE / IF NOT EXISTS), so the same script installs
 -- and upgrades an earlier version in place.
 -- The pgagent extension's objects are never altered: we only add triggers that call our
--- functions. None of them writes a row, so pgAdmin's `xmin = txid_current()` lookup still
--- finds exactly the job it created.
+-- functions. None of them writes a pgagent row (only job_enabled, our own table, when a job
+-- is enabled again), so pgAdmin's `xmin = txid_current()` lookup still finds exactly the job
+-- it created.
 
 CREATE SCHEMA IF NOT EXISTS notifyagent;
 COMMENT ON SCHEMA notifyagent IS 'notifyagent: change notifications and safety triggers for the pgagent schema';
@@ -26,12 +27,58 @@ CREATE TABLE IF NOT EXISTS notifyagent.job_policy (
 -- Version 4: a sub-minute interval, run besides the job's schedules, on anchored ticks.
 ALTER TABLE notifyagent.job_policy ADD COLUMN IF NOT EXISTS every interval
   CHECK (every >= interval '1 second' AND every < interval '1 minute');
+-- Version 5: alerts. max_failures disables the job after that many failed runs in a row;
+-- alert_to (Apprise URLs) and alert_on (events) are the job's own alert settings.
+ALTER TABLE notifyagent.job_policy ADD COLUMN IF NOT EXISTS max_failures int
+  CHECK (max_failures BETWEEN 1 AND 1000);
+ALTER TABLE notifyagent.job_policy ADD COLUMN IF NOT EXISTS alert_to text;
+ALTER TABLE notifyagent.job_policy ADD COLUMN IF NOT EXISTS alert_on text;
 COMMENT ON TABLE notifyagent.job_policy IS
   'notifyagent per-job policies: job_timeout / step_timeout cancel and fail a run; retries '
   'failed runs after retry_delay, doubling each time; overlap skip (pgAgent) or queue-one '
   '(a run due while the job runs follows right after); catchup once (pgAgent: one run after '
   'downtime) or skip (no run for missed times); every (1 s to under 1 min) runs the job at '
-  'that interval besides its schedules, on ticks counted from the Unix epoch';
+  'that interval besides its schedules, on ticks counted from the Unix epoch; max_failures '
+  'disables the job after that many failed runs in a row; alert_to / alert_on: the job''s '
+  'alert destinations (Apprise URLs) and events';
+
+-- Version 5: when each job was last enabled (jobenabled false -> true, e.g. in pgAdmin): the
+-- failed runs counted for max_failures are those after it. Written by a row trigger that
+-- fires only on an UPDATE setting jobenabled, so the agent's claims and releases never run it.
+CREATE TABLE IF NOT EXISTS notifyagent.job_enabled (
+  jobid int PRIMARY KEY REFERENCES pgagent.pga_job (jobid) ON DELETE CASCADE,
+  enabled_at timestamptz NOT NULL
+);
+CREATE OR REPLACE FUNCTION notifyagent.job_enabled() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO notifyagent.job_enabled (jobid, enabled_at) VALUES (NEW.jobid, now())
+  ON CONFLICT (jobid) DO UPDATE SET enabled_at = excluded.enabled_at;
+  RETURN NULL;
+END $$;
+
+-- Version 5: the enabled jobs due for longer than `grace` seconds that nobody runs, with what
+-- the agents' table tells about why (missed runs: `notifyagent status`, the liveness check,
+-- the missed-run alerts).
+CREATE OR REPLACE FUNCTION notifyagent.overdue(grace float8)
+RETURNS TABLE (jobid int, jobname text, due timestamptz, host_agent text, host_alive boolean,
+               agents bigint)
+LANGUAGE sql STABLE AS $$
+  SELECT j.jobid, j.jobname::text, j.jobnextrun, j.jobhostagent::text,
+         EXISTS (SELECT 1 FROM pgagent.pga_jobagent a WHERE a.jagstation = j.jobhostagent),
+         (SELECT count(*) FROM pgagent.pga_jobagent)
+    FROM pgagent.pga_job j
+   WHERE j.jobenabled AND j.jobagentid IS NULL
+     AND j.jobnextrun < now() - make_interval(secs => grace)
+   ORDER BY j.jobnextrun, j.jobid
+$$;
+
+-- Version 5: the due time of each job last reported as missed, so that a missed run is
+-- reported once by one agent (a new due time is a new miss).
+CREATE TABLE IF NOT EXISTS notifyagent.job_missed (
+  jobid int PRIMARY KEY REFERENCES pgagent.pga_job (jobid) ON DELETE CASCADE,
+  due timestamptz NOT NULL
+);
 
 -- `notifyagent run JOB --step NAME`: the next claim of the job runs only this step, as a run of
 -- the job (one pga_joblog row, one pga_jobsteplog row). The claim consumes the row; a request
@@ -434,6 +481,9 @@ CREATE OR REPLACE TRIGGER notifyagent_job_desc_insert AFTER INSERT ON pgagent.pg
   REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION notifyagent.description_changed();
 CREATE OR REPLACE TRIGGER notifyagent_job_desc_update AFTER UPDATE ON pgagent.pga_job
   REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION notifyagent.description_changed();
+CREATE OR REPLACE TRIGGER notifyagent_job_enabled AFTER UPDATE OF jobenabled ON pgagent.pga_job
+  FOR EACH ROW WHEN (NOT OLD.jobenabled AND NEW.jobenabled)
+  EXECUTE FUNCTION notifyagent.job_enabled();
 CREATE OR REPLACE TRIGGER notifyagent_step_insert AFTER INSERT ON pgagent.pga_jobstep
   REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION notifyagent.description_changed();
 CREATE OR REPLACE TRIGGER notifyagent_step_update AFTER UPDATE ON pgagent.pga_jobstep

@@ -66,10 +66,13 @@ SELECT current_setting('max_connections')::int
 -- name: liveness
 -- The periodic liveness check, one statement: a ping through the notification channel (it must
 -- come back on our LISTEN connection) and the agents whose backend is gone.
+-- Also counts the jobs due for longer than the grace period that nobody runs (NULL grace: 0),
+-- so that the missed-run check (missed_round) costs an idle agent no statement of its own.
 SELECT pg_notify('notifyagent', %(ping)s) AS sent,
        ARRAY(SELECT a.jagpid FROM pgagent.pga_jobagent a
               WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity p WHERE p.pid = a.jagpid)
-              ORDER BY 1) AS zombies
+              ORDER BY 1) AS zombies,
+       (SELECT count(*) FROM notifyagent.overdue(%(grace)s)) AS overdue
 
 -- name: reap_zombie
 -- One dead agent per transaction: its running runs and steps become 'd' (aborted), its jobs
@@ -410,26 +413,31 @@ SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY
 SELECT to_regclass('notifyagent.job_policy') IS NOT NULL AS present
 
 -- name: jobsfile_read_policies
-SELECT jobid, job_timeout, step_timeout, retries, retry_delay, overlap, catchup, every
+SELECT jobid, job_timeout, step_timeout, retries, retry_delay, overlap, catchup, every,
+       max_failures, alert_to, alert_on
   FROM notifyagent.job_policy
 
 -- name: jobsfile_upsert_policy
 -- Every column is written: a key left out of [jobs.policy] means the column's default.
 INSERT INTO notifyagent.job_policy (jobid, job_timeout, step_timeout, retries, retry_delay,
-                                    overlap, catchup, every)
+                                    overlap, catchup, every, max_failures, alert_to, alert_on)
 VALUES (%(job)s, %(job_timeout)s::interval, %(step_timeout)s::interval, %(retries)s,
-        %(retry_delay)s::interval, %(overlap)s, %(catchup)s, %(every)s::interval)
+        %(retry_delay)s::interval, %(overlap)s, %(catchup)s, %(every)s::interval,
+        %(max_failures)s, %(alert_to)s, %(alert_on)s)
 ON CONFLICT (jobid) DO UPDATE
    SET job_timeout = excluded.job_timeout, step_timeout = excluded.step_timeout,
        retries = excluded.retries, retry_delay = excluded.retry_delay,
-       overlap = excluded.overlap, catchup = excluded.catchup, every = excluded.every
+       overlap = excluded.overlap, catchup = excluded.catchup, every = excluded.every,
+       max_failures = excluded.max_failures, alert_to = excluded.alert_to,
+       alert_on = excluded.alert_on
 
 -- name: jobsfile_delete_policy
 -- No [jobs.policy] in the file: no row, which is pgAgent's behaviour.
 DELETE FROM notifyagent.job_policy WHERE jobid = %(job)s
 
 -- name: policies
-SELECT jobid, job_timeout, step_timeout, retries, retry_delay, overlap, catchup, every
+SELECT jobid, job_timeout, step_timeout, retries, retry_delay, overlap, catchup, every,
+       max_failures, alert_to, alert_on
   FROM notifyagent.job_policy
  WHERE %(ids)s::int[] IS NULL OR jobid = ANY(%(ids)s::int[])
 
@@ -471,3 +479,70 @@ doomed AS (
        OR (%(keep)s::int IS NOT NULL AND newest > %(keep)s::int))
    LIMIT %(batch)s)
 DELETE FROM pgagent.pga_joblog WHERE jlgid IN (SELECT jlgid FROM doomed)
+
+-- name: alert_facts
+-- A finished run as its alert tells it (notifyagent/core/alerts.py): the run, the status of the
+-- job's previous finished run, the failed runs in a row (this one included) after the last
+-- success and the last enable, and the first failed step (else the last step) with the start
+-- of its output.
+WITH run AS (
+  SELECT l.jlgid, l.jlgjobid, l.jlgstatus, l.jlgstart,
+         extract(epoch FROM l.jlgduration)::float8 AS duration
+    FROM pgagent.pga_joblog l WHERE l.jlgid = %(jlgid)s AND l.jlgjobid = %(job)s),
+since AS (
+  SELECT coalesce((SELECT max(p.jlgid) FROM pgagent.pga_joblog p
+                    WHERE p.jlgjobid = %(job)s AND p.jlgid < %(jlgid)s AND p.jlgstatus = 's'),
+                  0) AS success,
+         coalesce((SELECT e.enabled_at FROM notifyagent.job_enabled e WHERE e.jobid = %(job)s),
+                  '-infinity') AS enabled_at)
+SELECT r.jlgid, r.jlgstatus AS status, r.jlgstart AS started, r.duration,
+       j.jobid, j.jobname, j.jobenabled AS enabled,
+       (SELECT p.jlgstatus FROM pgagent.pga_joblog p
+         WHERE p.jlgjobid = %(job)s AND p.jlgid < %(jlgid)s AND p.jlgstatus <> 'r'
+         ORDER BY p.jlgid DESC LIMIT 1) AS previous,
+       (SELECT count(*) FROM pgagent.pga_joblog p, since
+         WHERE p.jlgjobid = %(job)s AND p.jlgid > since.success AND p.jlgid <= %(jlgid)s
+           AND p.jlgstart >= since.enabled_at AND p.jlgstatus IN ('f', 'i')) AS failures,
+       st.jstname AS step_name, st.jslstatus AS step_status, st.jslresult AS step_result,
+       st.output AS step_output
+  FROM run r
+  JOIN pgagent.pga_job j ON j.jobid = r.jlgjobid
+  LEFT JOIN LATERAL (
+    SELECT s.jstname, sl.jslstatus, sl.jslresult, left(sl.jsloutput, %(output)s) AS output
+      FROM pgagent.pga_jobsteplog sl JOIN pgagent.pga_jobstep s ON s.jstid = sl.jsljstid
+     WHERE sl.jsljlgid = r.jlgid
+     ORDER BY sl.jslstatus IN ('f', 'd') DESC, sl.jslid DESC
+     LIMIT 1) st ON r.jlgstatus <> 's'
+
+-- name: alert_disable
+-- max_failures reached: disable the job as pgAdmin does (its trigger clears jobnextrun); a row
+-- only when it was still enabled, so one alert says so.
+UPDATE pgagent.pga_job SET jobenabled = false WHERE jobid = %(job)s AND jobenabled
+RETURNING jobid
+
+-- name: overdue
+-- Jobs due for longer than the grace period that nobody runs (`notifyagent status`).
+SELECT * FROM notifyagent.overdue(%(grace)s)
+
+-- name: missed_round
+-- The overdue jobs, those not reported yet for this due time recorded as reported (new =
+-- true): by one agent at a time (advisory lock; the others get no new rows), and exactly once
+-- per due time even so, as the upsert only changes a row whose due time differs. Rows of
+-- jobs no longer overdue are forgotten, so a later miss is reported again.
+WITH lock AS (
+  SELECT pg_try_advisory_xact_lock(hashtext('notifyagent.missed')) AS got),
+overdue AS (
+  SELECT * FROM notifyagent.overdue(%(grace)s)),
+recorded AS (
+  INSERT INTO notifyagent.job_missed AS m (jobid, due)
+  SELECT o.jobid, o.due FROM overdue o, lock WHERE lock.got
+  ON CONFLICT (jobid) DO UPDATE SET due = excluded.due WHERE m.due <> excluded.due
+  RETURNING m.jobid),
+forgotten AS (
+  DELETE FROM notifyagent.job_missed m USING lock
+   WHERE lock.got AND m.jobid NOT IN (SELECT jobid FROM overdue)
+  RETURNING m.jobid)
+SELECT o.*, o.jobid IN (SELECT jobid FROM recorded) AS new,
+       (SELECT count(*) FROM forgotten) AS forgotten
+  FROM overdue o
+ ORDER BY o.due, o.jobid

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 import psycopg
@@ -19,7 +19,7 @@ from loguru import logger
 from notifyagent.agent.aio import Background, wait_event
 from notifyagent.agent.connections import schema_gone
 from notifyagent.core.config import Settings
-from notifyagent.core.ports import Store
+from notifyagent.core.ports import Reaped, Store
 from notifyagent.obs.metrics import Metrics
 
 #: How long a statement of the liveness check may go unanswered before the database is taken
@@ -64,6 +64,9 @@ class Maintenance:
         self._ping_seq = itertools.count(1)
         self._ping_expected: str | None = None
         self._ping_back = asyncio.Event()
+        #: told of the overdue count of each liveness check, and of each dead agent cleaned up
+        self.on_overdue: Callable[[int], Awaitable[None]] | None = None
+        self.on_dead_agent: Callable[[int, Reaped], None] | None = None
 
     def pong(self, payload: str) -> None:
         """A ping came back on the LISTEN connection."""
@@ -111,8 +114,11 @@ class Maintenance:
         ping = f"ping:{me}:{next(self._ping_seq)}"
         self._ping_expected = ping
         self._ping_back.clear()
-        zombies = await self._background.bounded(self._store().liveness(ping), LIVENESS_TIMEOUT)
-        cleanup = asyncio.ensure_future(self._reap_zombies(zombies, me))
+        grace = self._settings().missed_grace or None
+        found = await self._background.bounded(
+            self._store().liveness(ping, grace), LIVENESS_TIMEOUT
+        )
+        cleanup = asyncio.ensure_future(self._reap_zombies(found.zombies, me))
         try:
             back = await wait_event(self._ping_back, PING_TIMEOUT)
         except BaseException:
@@ -131,6 +137,8 @@ class Maintenance:
                 )
                 await self._link.drop(listener)
         await cleanup
+        if self.on_overdue is not None:
+            await self.on_overdue(found.overdue)
         return result
 
     async def _reap_zombies(self, pids: Sequence[int], me: int | None) -> None:
@@ -151,6 +159,8 @@ class Maintenance:
                 logger.error("could not clean up dead agent {}: {}", pid, err)
                 continue
             self._metrics.zombies.inc()
+            if self.on_dead_agent is not None and done.station is not None:
+                self.on_dead_agent(pid, done)
             logger.warning(
                 "cleaned up dead agent {} (station {}): {} run(s) marked aborted, "
                 "{} job(s) released",

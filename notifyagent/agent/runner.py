@@ -57,6 +57,8 @@ class JobRunner:
         self._agent_id = agent_id
         self._abort = abort
         self._metrics = metrics
+        #: told of each released run (alerts); must not wait
+        self.on_finished: Callable[[ClaimedJob, RunStatus], None] | None = None
 
     async def run(
         self,
@@ -86,6 +88,8 @@ class JobRunner:
             status = RunStatus.ABORTED
         finally:
             await self._release(job, status, conns, advisor)
+            if self.on_finished is not None:
+                self.on_finished(job, status)
         duration = clock() - claimed
         self._metrics.runs_finished.labels(status).inc()
         self._metrics.run_duration.labels(status).observe(duration)

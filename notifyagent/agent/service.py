@@ -24,6 +24,7 @@ from loguru import logger
 
 from notifyagent import conninfo
 from notifyagent.agent.aio import Background, first_of
+from notifyagent.agent.alerts import Alerter, AlertStore
 from notifyagent.agent.connections import Connections
 from notifyagent.agent.departure import Departure
 from notifyagent.agent.listener import Listener
@@ -31,8 +32,10 @@ from notifyagent.agent.maintenance import Maintenance
 from notifyagent.agent.runner import JobRunner, finish_or_cancel
 from notifyagent.agent.scheduler import Scheduler
 from notifyagent.core import config, events
+from notifyagent.core.alerts import redact
 from notifyagent.core.config import Settings
 from notifyagent.core.observability import parse_address
+from notifyagent.db.store import PgStore
 from notifyagent.errors import NotifyAgentError
 from notifyagent.obs import log
 from notifyagent.obs.metrics import HealthServer, Metrics
@@ -63,6 +66,12 @@ class Agent:
             self._stop,
             self._background,
         )
+        self.alerter = Alerter(
+            self._get_settings, self._alert_store, self.scheduler.plan, self.metrics
+        )
+        runner.on_finished = self.alerter.finished
+        self.maintenance.on_overdue = self.alerter.missed
+        self.maintenance.on_dead_agent = self.alerter.dead_agent
         #: a DSN change not yet settled by the listener's registration under the new DSN
         self._departure: Departure | None = None
         #: runs still going in a database a DSN change left
@@ -82,6 +91,11 @@ class Agent:
 
     def _get_conns(self) -> Connections:
         return self.conns
+
+    def _alert_store(self) -> AlertStore:
+        store = self.conns.store
+        assert isinstance(store, PgStore)  # Connections always hold one
+        return store
 
     def _agent_id(self) -> int | None:
         return self.listener.agent_id
@@ -110,6 +124,7 @@ class Agent:
                         await self.conns.store.open()
                         tasks.append(tg.create_task(self.maintenance.liveness_forever()))
                         tasks.append(tg.create_task(self.maintenance.retention_forever()))
+                        tasks.append(tg.create_task(self.alerter.run_forever()))
                         await self.scheduler.run()
                 except NotifyAgentError as err:
                     fatal = err  # raised as itself below, not in a TaskGroup's exception group
@@ -170,6 +185,7 @@ class Agent:
         await self._wait_or_cancel_jobs()
         self.registered(other_database=False)  # a DSN change still pending settles here
         await self._background.wait(CLOSE_TIMEOUT)
+        await self.alerter.flush(self._settings.alert_timeout)
         for task in tasks:
             task.cancel()
 
@@ -218,9 +234,7 @@ class Agent:
             logger.info("reload: nothing changed")
             return
         for key, (old, value) in changes.items():
-            shown = (
-                (conninfo.display(old), conninfo.display(value)) if key == "dsn" else (old, value)
-            )
+            shown = _shown(key, old, value)
             logger.info("reload: {} {!r} -> {!r}", key, *shown)
         self._settings = new
         if {"log_level", "log_format"} & changes.keys():
@@ -279,3 +293,19 @@ class Agent:
                 self.scheduler.notify(event)
             case events.CancelJob():
                 self.scheduler.cancel(event)
+
+
+def _shown(key: str, old: object, new: object) -> tuple[object, object]:
+    """A changed setting as the reload log shows it: no password, no destination's token."""
+    if key == "dsn":
+        return conninfo.display(str(old)), conninfo.display(str(new))
+    if key in ("alert_urls", "alert_email"):
+        return tuple(_redacted(old)), tuple(_redacted(new))
+    if key == "alert_on":
+        return sorted(map(str, old)), sorted(map(str, new))  # type: ignore[call-overload]
+    return old, new
+
+
+def _redacted(value: object) -> list[str]:
+    urls = (value,) if isinstance(value, str) else value or ()
+    return [redact(u) for u in urls]  # type: ignore[attr-defined]

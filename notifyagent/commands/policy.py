@@ -9,6 +9,7 @@ from typing import Any
 
 from notifyagent import db
 from notifyagent.commands.common import as_json, find_job, table
+from notifyagent.core.alerts import redact
 from notifyagent.core.annotations import NONE, StepText, Texts, parse
 from notifyagent.core.effective import Effective, effective
 from notifyagent.core.policy import POLICY_KEYS, Policy
@@ -38,9 +39,11 @@ def _texts(row: dict[str, Any]) -> Texts:
     return Texts(str(row["jobdesc"]), steps)
 
 
-def _value(value: object) -> object:
+def _value(value: object, key: str = "") -> object:
     if isinstance(value, timedelta):
         return value.total_seconds()
+    if key == "alert_to" and isinstance(value, str):
+        return " ".join(redact(u) + "/..." for u in value.split())
     return value
 
 
@@ -62,7 +65,7 @@ def _report(job_id: int, name: str, plan: Effective) -> dict[str, Any]:
         "job_id": job_id,
         "job_name": name,
         "policy": {
-            k: {"value": _value(getattr(plan.policy, k)), "source": str(plan.sources[k])}
+            k: {"value": _value(getattr(plan.policy, k), k), "source": str(plan.sources[k])}
             for k in POLICY_KEYS
         },
         "steps": steps,
@@ -104,7 +107,7 @@ def _print(report: dict[str, Any]) -> None:
             )
         )
     if report["email"]:
-        print("\ne-mail (read and kept; delivery arrives with the alerts feature)")
+        print("\ne-mail (@EMAIL_*; sent through the agent's alert_email setting)")
         for key, value in report["email"].items():
             print(f"  {key}: {value}")
     print(f"\nannotation problems ({len(report['problems'])})")

@@ -24,6 +24,7 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
+from notifyagent.core.alerts import parse_events, parse_urls
 from notifyagent.core.durations import duration_seconds, to_timedelta
 from notifyagent.core.policy import POLICY_KEYS, Catchup, Overlap
 
@@ -100,7 +101,11 @@ _FIXES = {
     "catchup": "write once or skip",
     "parallel": "write true or false",
     "every": 'write a duration from 1 second to under 1 minute, like "10s"',
+    "max_failures": "write a whole number from 1 to 1000",
+    "alert_to": "write Apprise URLs separated by commas, like json://host/path",
+    "alert_on": "write events separated by commas, like failed,recovered",
 }
+MAX_FAILURES = 1000
 
 
 def parse_duration(text: str) -> timedelta:
@@ -124,6 +129,8 @@ def _policy_value(key: str, text: str) -> object:
         if key in ("job_timeout", "step_timeout") and value <= timedelta(0):
             raise ValueError(f"{key} must be longer than 0")
         return value
+    if key in ("max_failures", "alert_to", "alert_on"):
+        return alert_value(key, text)
     if key == "retries":
         if not text.isdigit() or not 0 <= int(text) <= 100:
             raise ValueError(f"retries must be a whole number from 0 to 100, not {text!r}")
@@ -134,6 +141,21 @@ def _policy_value(key: str, text: str) -> object:
     except ValueError:
         allowed = ", ".join(v.value for v in kind)
         raise ValueError(f"{key} must be one of {allowed}, not {text!r}") from None
+
+
+def alert_value(key: str, value: object) -> int | str:
+    """The normalised value of an alert policy key (``max_failures``, ``alert_to``,
+    ``alert_on``) given as text, a number or a list; ValueError with the reason."""
+    if key == "max_failures":
+        text = str(value).strip()
+        if isinstance(value, bool) or not text.isdigit() or not 1 <= int(text) <= MAX_FAILURES:
+            raise ValueError(f"max_failures must be a whole number from 1 to {MAX_FAILURES}")
+        return int(text)
+    if not isinstance(value, str | list):
+        raise ValueError(f"{key} must be a text or a list of texts")
+    if key == "alert_to":
+        return " ".join(parse_urls(value))
+    return ",".join(sorted(parse_events(value)))
 
 
 def _bool(text: str) -> bool:
@@ -303,8 +325,8 @@ def parse(texts: Texts) -> Annotations:
             Problem(
                 Severity.NOTE,
                 "job comment",
-                "e-mail settings are read and kept, but no e-mail is sent yet",
-                "e-mail delivery arrives with notifyagent's alerts feature",
+                "e-mails go out through the agent's alert_email setting (a mailto:// URL)",
+                "without it, none is sent",
             )
         )
     steps: dict[int, StepSettings] = {}

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from notifyagent.core.alert_text import DEFAULT_EVENTS, Event
+from notifyagent.core.alerts import parse_events, parse_urls
 from notifyagent.core.observability import LEVELS, parse_address
 from notifyagent.errors import ConfigError
 
@@ -52,6 +54,16 @@ class Settings:
     max_sleep: float = 60.0
     #: Longest wait between reconnect attempts.
     max_backoff: float = 10.0
+    #: Apprise URLs every alert goes to (notifyagent.core.alerts).
+    alert_urls: tuple[str, ...] = ()
+    #: The events sent (per job: policy alert_on).
+    alert_on: frozenset[Event] = DEFAULT_EVENTS
+    #: An Apprise mailto:// URL (SMTP server, sender) for the addresses of @EMAIL_TO.
+    alert_email: str | None = None
+    #: Seconds one delivery attempt may take.
+    alert_timeout: float = 10.0
+    #: Seconds a job may stay due, unclaimed, before it is reported as missed (0: never).
+    missed_grace: float = 60.0
 
 
 def _int(minimum: int) -> Callable[[Any], int]:
@@ -126,6 +138,28 @@ def _log_format(value: Any) -> str:
     if value not in ("human", "json"):
         raise ValueError("human or json")
     return str(value)
+
+
+def _urls(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, str | list):
+        raise ValueError("Apprise URLs, separated by spaces or commas (a list in the file)")
+    return parse_urls(value)
+
+
+def _email_url(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    urls = parse_urls(str(value))
+    url = urls[0] if len(urls) == 1 else ""
+    if not url.lower().startswith(("mailto://", "mailtos://")):
+        raise ValueError("a mailto:// or mailtos:// URL (server and sender, no recipient)")
+    return url
+
+
+def _events(value: Any) -> frozenset[Event]:
+    if not isinstance(value, str | list):
+        raise ValueError("event names separated by commas")
+    return parse_events(value)
 
 
 def _address(value: Any) -> str | None:
@@ -228,6 +262,32 @@ OPTIONS: tuple[Option, ...] = (
         _address,
         "serve Prometheus /metrics, /healthz and /readyz on PORT (loopback) or HOST:PORT "
         "(default: off; a change needs a restart)",
+    ),
+)
+OPTIONS += (
+    Option(
+        "alert_urls",
+        _urls,
+        "Apprise URLs alerts go to, separated by spaces or commas (mailto://, json://, "
+        "slack://, msteams://, matrix://, ntfy://, ...; default: none)",
+    ),
+    Option(
+        "alert_on",
+        _events,
+        "events alerted: failed, aborted, recovered, succeeded, missed, disabled, dead_agent, "
+        "or all (default: all but succeeded)",
+    ),
+    Option(
+        "alert_email",
+        _email_url,
+        "mailto:// URL (SMTP server and sender) for the addresses of jobs' @EMAIL_TO",
+    ),
+    Option("alert_timeout", _seconds, "seconds one alert delivery may take (default 10)"),
+    Option(
+        "missed_grace",
+        _seconds,
+        "seconds a job may stay due with no agent running it before it is reported as missed "
+        "(default 60; 0 disables)",
     ),
 )
 BY_NAME = {o.name: o for o in OPTIONS}

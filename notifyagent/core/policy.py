@@ -44,6 +44,12 @@ class Policy:
     catchup: Catchup = Catchup.ONCE
     #: run the job every this long (1 s to under 1 min), besides its schedules
     every: timedelta | None = None
+    #: disable the job after this many failed runs in a row (None: never)
+    max_failures: int | None = None
+    #: the job's own alert destinations (Apprise URLs, space separated)
+    alert_to: str | None = None
+    #: the events alerted for this job (comma separated; None: the agent's alert_on)
+    alert_on: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Policy:
@@ -56,6 +62,9 @@ class Policy:
             overlap=Overlap(row["overlap"]),
             catchup=Catchup(row["catchup"]),
             every=row.get("every"),
+            max_failures=row.get("max_failures"),
+            alert_to=row.get("alert_to"),
+            alert_on=row.get("alert_on"),
         )
 
     @property

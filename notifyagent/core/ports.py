@@ -31,6 +31,16 @@ class Reaped:
     jobs: int
 
 
+@dataclass(frozen=True)
+class Liveness:
+    """What the liveness check found."""
+
+    #: the ids of agents whose backend is gone
+    zombies: Sequence[int]
+    #: jobs due for longer than the grace period that nobody runs
+    overdue: int = 0
+
+
 class Store(Protocol):
     """Every read and write the agent makes to the pgagent tables."""
 
@@ -103,8 +113,9 @@ class Store(Protocol):
         """How many more connections the server accepts now."""
         ...
 
-    async def liveness(self, ping: str) -> list[int]:
-        """Send ``ping`` through the notification channel; the dead agents' ids."""
+    async def liveness(self, ping: str, grace: float | None = None) -> Liveness:
+        """Send ``ping`` through the notification channel; the dead agents' ids and the
+        number of jobs overdue by more than ``grace`` seconds (None: not counted)."""
         ...
 
     async def reap_zombie(self, pid: int) -> Reaped:

@@ -4,15 +4,35 @@ from __future__ import annotations
 
 import time
 import weakref
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
+from psycopg.abc import PQGen
 from psycopg.rows import DictRow, dict_row
 
 from notifyagent import conninfo
 from notifyagent.errors import ConnectError
 
-AsyncConn = psycopg.AsyncConnection[DictRow]
+RV = TypeVar("RV")
+#: How often (seconds) a wait on a connection wakes up with nothing to read (see Connection).
+QUIET_INTERVAL = 3600.0
+
+
+class Connection(psycopg.AsyncConnection[DictRow]):
+    """A connection whose waits wake up for its socket alone. psycopg's also wake every
+    0.1 s (to notice Ctrl-C in its blocking twin): waiting for notifications, an idle agent
+    woke ten times a second. asyncio cancels a wait without that."""
+
+    async def wait(
+        self,
+        gen: PQGen[RV],
+        interval: float = QUIET_INTERVAL,
+        timeout: float | None = None,  # noqa: ASYNC109 - psycopg's signature
+    ) -> RV:
+        return await super().wait(gen, interval, timeout)
+
+
+AsyncConn = Connection
 
 
 def describe_connect_error(dsn: str, err: BaseException) -> str:
@@ -27,9 +47,7 @@ async def connect(dsn: str, *, autocommit: bool = True, app: str = "notifyagent"
         target = conninfo.with_keepalives(dsn)
         if "application_name" not in conninfo.parse(dsn):
             target = conninfo.with_params(target, application_name=app)
-        return await psycopg.AsyncConnection.connect(
-            target, autocommit=autocommit, row_factory=dict_row
-        )
+        return await Connection.connect(target, autocommit=autocommit, row_factory=dict_row)
     except (psycopg.Error, OSError) as err:
         raise ConnectError(describe_connect_error(dsn, err)) from None
 

@@ -21,10 +21,11 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from notifyagent import conninfo
+from notifyagent.core.alerts import Overdue, RunFacts, run_facts
 from notifyagent.core.annotations import StepText, Texts
 from notifyagent.core.model import ClaimedJob, JobState, Outcome, RunStatus, Step
 from notifyagent.core.policy import Policy
-from notifyagent.core.ports import NextRunCorrection, Reaped
+from notifyagent.core.ports import Liveness, NextRunCorrection, Reaped
 from notifyagent.core.schedule import Schedule, ScheduleError, schedule_from_arrays
 from notifyagent.db.batch import Batcher
 from notifyagent.db.sql import query
@@ -293,10 +294,26 @@ class PgStore:
         reserved slots and every session open now)."""
         return int((await self._rows("connection_room"))[0]["room"])
 
-    async def liveness(self, ping: str) -> list[int]:
-        """Send ``ping`` through the notification channel; return the dead agents' pids."""
-        rows = await self._rows("liveness", {"ping": ping})
-        return list(rows[0]["zombies"])
+    async def liveness(self, ping: str, grace: float | None = None) -> Liveness:
+        """Send ``ping`` through the notification channel; the dead agents' pids and the
+        number of overdue jobs."""
+        r = (await self._rows("liveness", {"ping": ping, "grace": grace}))[0]
+        return Liveness(list(r["zombies"]), int(r["overdue"]))
+
+    # -- alerts (notifyagent.agent.alerts): off the scheduling path ------------------------------
+
+    async def run_facts(self, job_id: int, jlgid: int) -> RunFacts | None:
+        """A finished run as its alert tells it; None when its log row is gone."""
+        rows = await self._rows("alert_facts", {"job": job_id, "jlgid": jlgid, "output": 4000})
+        return run_facts(rows[0]) if rows else None
+
+    async def disable_job(self, job_id: int) -> bool:
+        """Disable the job (max_failures); False when it was disabled already."""
+        return bool(await self._rows("alert_disable", {"job": job_id}))
+
+    async def missed_round(self, grace: float) -> list[Overdue]:
+        """The overdue jobs, those to report now marked ``new`` (one agent at a time)."""
+        return [Overdue.from_row(r) for r in await self._rows("missed_round", {"grace": grace})]
 
     async def reap_zombie(self, pid: int) -> Reaped:
         r = (await self._rows("reap_zombie", {"pid": pid}))[0]

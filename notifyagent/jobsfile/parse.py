@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 
 from notifyagent import conninfo
+from notifyagent.core.annotations import alert_value
 from notifyagent.core.cron import every_minute_if_empty, parse_cron
 from notifyagent.core.interval import check_every
 from notifyagent.core.policy import DEFAULT, POLICY_KEYS, Catchup, Overlap, Policy
@@ -73,7 +74,15 @@ def _policy(value: object, where: Where) -> Policy:
     every = get_duration(value, "every", where, positive=True)
     if every is not None and (why := check_every(every)) is not None:
         raise where.error("every", f"{render_duration(every)} {why}")
+    alerts: dict[str, object] = {}
+    for key in ("max_failures", "alert_to", "alert_on"):
+        if key in value:
+            try:
+                alerts[key] = alert_value(key, value[key])
+            except ValueError as err:
+                raise where.error(key, str(err)) from None
     return Policy(
+        **alerts,  # type: ignore[arg-type]
         job_timeout=get_duration(value, "job_timeout", where, positive=True),
         step_timeout=get_duration(value, "step_timeout", where, positive=True),
         retries=retries,

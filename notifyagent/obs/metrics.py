@@ -20,6 +20,37 @@ LAG_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5
 DURATION_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)
 
 
+def _alert_metrics(r: CollectorRegistry) -> tuple[Counter, Gauge]:
+    alerts = Counter(
+        "notifyagent_alerts",
+        "Alerts, by event and outcome (sent; failed: the destination refused or timed out "
+        "after the retries; dropped: the queue overflowed)",
+        ["event", "outcome"],
+        registry=r,
+    )
+    overdue = Gauge(
+        "notifyagent_jobs_overdue",
+        "Enabled jobs due for longer than missed_grace that no agent runs",
+        registry=r,
+    )
+    return alerts, overdue
+
+
+def _run_metrics(r: CollectorRegistry) -> tuple[Counter, Counter, Histogram]:
+    started = Counter("notifyagent_runs_started", "Job runs started", registry=r)
+    finished = Counter(
+        "notifyagent_runs_finished", "Job runs finished, by status", ["status"], registry=r
+    )
+    duration = Histogram(
+        "notifyagent_run_duration_seconds",
+        "Duration of job runs, by status",
+        ["status"],
+        buckets=DURATION_BUCKETS,
+        registry=r,
+    )
+    return started, finished, duration
+
+
 class Metrics:
     """Every metric of one agent, in a registry of its own."""
 
@@ -28,17 +59,7 @@ class Metrics:
         r = self.registry
         # No label names a job: the number of series stays the same with 10 or 100,000 jobs
         # (a job's own history is in pga_joblog, and in `notifyagent history`).
-        self.runs_started = Counter("notifyagent_runs_started", "Job runs started", registry=r)
-        self.runs_finished = Counter(
-            "notifyagent_runs_finished", "Job runs finished, by status", ["status"], registry=r
-        )
-        self.run_duration = Histogram(
-            "notifyagent_run_duration_seconds",
-            "Duration of job runs, by status",
-            ["status"],
-            buckets=DURATION_BUCKETS,
-            registry=r,
-        )
+        self.runs_started, self.runs_finished, self.run_duration = _run_metrics(r)
         self.step_duration = Histogram(
             "notifyagent_step_duration_seconds",
             "Duration of job steps",
@@ -80,6 +101,7 @@ class Metrics:
             "and are ignored",
             registry=r,
         )
+        self.alerts, self.overdue = _alert_metrics(r)
         self.connected = Gauge(
             "notifyagent_connected", "1 while the LISTEN connection is up", registry=r
         )

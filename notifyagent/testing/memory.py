@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from notifyagent.core.annotations import Texts
 from notifyagent.core.model import ClaimedJob, JobState, Outcome, RunStatus, Step
 from notifyagent.core.policy import Policy
-from notifyagent.core.ports import NextRunCorrection, Reaped
+from notifyagent.core.ports import Liveness, NextRunCorrection, Reaped
 from notifyagent.core.schedule import Schedule, job_next_run
 from notifyagent.core.timetable import EPOCH, Stored
 
@@ -321,9 +321,9 @@ class MemoryStore:
     async def connection_room(self) -> int:
         return 1_000
 
-    async def liveness(self, ping: str) -> list[int]:
+    async def liveness(self, ping: str, grace: float | None = None) -> Liveness:
         self._notify(ping, OWN)
-        return []
+        return Liveness(())
 
     async def reap_zombie(self, pid: int) -> Reaped:
         held = [r for r in self.t.jobs.values() if r.agent_id == pid]

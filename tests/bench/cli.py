@@ -172,6 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="extra arguments for `notifyagent serve`, e.g. '--max-concurrency 64'",
     )
     p.add_argument(
+        "--alert-url",
+        default=None,
+        metavar="URL",
+        help="notifyagent sends an alert for every run (--alert-on all) to this Apprise URL, "
+        "e.g. a loopback port that never answers (json://127.0.0.1:PORT/): delivery must not "
+        "move the start lags",
+    )
+    p.add_argument(
         "--max-connections",
         type=int,
         default=100,

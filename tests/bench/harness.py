@@ -97,7 +97,8 @@ class Harness:
         self.code = self.workdir / "code"
         self.launch = Launch(
             pgagent=args.pgagent,
-            notifyagent_args=shlex.split(args.notifyagent_args),
+            notifyagent_args=shlex.split(args.notifyagent_args)
+            + (["--alert-urls", args.alert_url, "--alert-on", "all"] if args.alert_url else []),
             code=self.code,
             env=snapshot_env(self.code),
             processes=Processes(),

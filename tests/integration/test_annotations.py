@@ -186,5 +186,5 @@ def test_status_job_shows_where_each_value_came_from(db: Database) -> None:
     assert lines["retries"] == ["2", "row"]
     assert lines["job_timeout"] == ["600s", "annotation"]
     assert lines["overlap"] == ["skip", "row"]
-    assert "delivery arrives with the alerts feature" in result.out
+    assert "sent through the agent's alert_email setting" in result.out
     assert "on: FAIL" in result.out

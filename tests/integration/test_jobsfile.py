@@ -521,8 +521,10 @@ def test_export_then_apply_is_a_no_op_with_policies(
     db.execute(PGADMIN_JOBS)
     db.execute(
         "INSERT INTO notifyagent.job_policy "
-        "(jobid, job_timeout, step_timeout, retries, retry_delay, overlap, catchup) "
-        "SELECT jobid, '1 mon 2 hours 0.5 seconds', '90 seconds', 100, '0', 'queue-one', 'skip' "
+        "(jobid, job_timeout, step_timeout, retries, retry_delay, overlap, catchup, "
+        " max_failures, alert_to, alert_on) "
+        "SELECT jobid, '1 mon 2 hours 0.5 seconds', '90 seconds', 100, '0', 'queue-one', 'skip', "
+        "3, 'json://hooks.example.com/x', 'failed,recovered' "
         "FROM pgagent.pga_job WHERE jobname = 'nightly_cleanup'"
     )
     db.execute(
@@ -542,6 +544,9 @@ def test_export_then_apply_is_a_no_op_with_policies(
         'retry_delay = "0s"\n'
         'overlap = "queue-one"\n'
         'catchup = "skip"\n'
+        "max_failures = 3\n"
+        'alert_to = "json://hooks.example.com/x"\n'
+        'alert_on = "failed,recovered"\n'
         "\n"
         "[[jobs.steps]]\n"
     ) in text
@@ -559,7 +564,8 @@ def test_export_then_apply_is_a_no_op_with_policies(
     seconds = (
         "SELECT j.jobname, extract(epoch FROM p.job_timeout) AS job_timeout, "
         "extract(epoch FROM p.step_timeout) AS step_timeout, p.retries, "
-        "extract(epoch FROM p.retry_delay) AS retry_delay, p.overlap, p.catchup "
+        "extract(epoch FROM p.retry_delay) AS retry_delay, p.overlap, p.catchup, "
+        "p.max_failures, p.alert_to, p.alert_on "
         "FROM notifyagent.job_policy p JOIN pgagent.pga_job j USING (jobid) ORDER BY j.jobname"
     )
     assert other_db.rows(seconds) == db.rows(seconds)

@@ -44,7 +44,7 @@ def test_jpgagent_job_annotations() -> None:
         "subject": "Job ~job_name~ ~status~",
         "body": "It <b>failed</b>",
     }
-    assert [(p.severity, "alerts feature" in p.fix) for p in found.problems] == [
+    assert [(p.severity, "alert_email" in p.what) for p in found.problems] == [
         (Severity.NOTE, True)
     ]
 
@@ -124,6 +124,9 @@ def test_precedence_row_then_annotation_then_default() -> None:
         "overlap": Source.ROW,
         "catchup": Source.ROW,
         "every": Source.ROW,
+        "max_failures": Source.ROW,
+        "alert_to": Source.ROW,
+        "alert_on": Source.ROW,
     }
     # a step's own timeout wins over the job's annotation, a row's over both
     assert step_timeout(plan, 1) == (2.0, "step annotation in pgAdmin's fields")

@@ -364,6 +364,18 @@ def test_render_duration_round_trips(delta: dt.timedelta) -> None:
             "policy.catchup: 'all' is not one of once, skip",
         ),
         (
+            job_toml(job="[jobs.policy]\nmax_failures = 0"),
+            "policy.max_failures: max_failures must be a whole number from 1 to 1000",
+        ),
+        (
+            job_toml(job='[jobs.policy]\nalert_on = ["failed", "sometimes"]'),
+            "policy.alert_on: 'sometimes' is not an event; allowed: all, failed",
+        ),
+        (
+            job_toml(job='[jobs.policy]\nalert_to = "hooks.example.com"'),
+            "policy.alert_to: 'hooks.example.com' is not a destination URL",
+        ),
+        (
             job_toml(job='[jobs.policy]\njob_timeout = "soon"'),
             "jobs.toml: job \"nightly\": policy.job_timeout: 'soon' is not a duration: give a "
             'number of seconds, or a text like "90s", "5 min", "1h30m", "2 hours"',

@@ -41,6 +41,9 @@ def test_non_defaults_in_column_order() -> None:
         "overlap",
         "catchup",
         "every",
+        "max_failures",
+        "alert_to",
+        "alert_on",
     )
     assert Policy.from_row(ROW).non_defaults() == [
         ("job_timeout", dt.timedelta(minutes=10)),
