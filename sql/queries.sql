@@ -96,10 +96,10 @@ SELECT (SELECT count(*) FROM runs) AS runs, (SELECT count(*) FROM steps) AS step
 -- name: job_states
 -- What the due-queue needs to know about jobs (all of them when ids is NULL). "server_now"
 -- lets the agent keep its estimate of the server's clock, which decides due-ness
--- (jobnextrun <= now()).
+-- (jobnextrun <= now()). The columns are the fields of notifyagent.core.model.JobState, in order.
 SELECT jobid, jobname, jobenabled, jobhostagent, jobagentid,
        CASE WHEN isfinite(jobnextrun) THEN jobnextrun END AS jobnextrun,
-       jobnextrun = 'infinity' AS never,
+       coalesce(jobnextrun = 'infinity', false) AS never,
        clock_timestamp() AS server_now
   FROM pgagent.pga_job
  WHERE %(ids)s::int[] IS NULL OR jobid = ANY(%(ids)s::int[])
