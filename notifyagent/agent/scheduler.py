@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 from loguru import logger
 
+from notifyagent.agent import collector
 from notifyagent.agent.aio import first_of, wait_event
 from notifyagent.agent.connections import Connections, schema_gone
 from notifyagent.agent.policies import PolicyBook
@@ -173,7 +174,8 @@ class Scheduler:
                     await first_of([self._link.connected.wait(), self._stop.wait()])
                 if self._stop.is_set():
                     break
-                await self._refresh()
+                with collector.paused():  # a refresh may build 100,000s of objects
+                    await self._refresh()
                 while await self._dispatch():
                     pass
             except (psycopg.Error, OSError) as err:
