@@ -69,7 +69,7 @@ def parse_stored(text: str) -> Stored | None:
         return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Row:
     """The columns of a pga_job row that matter here."""
 
