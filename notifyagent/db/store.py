@@ -112,6 +112,7 @@ class PgStore:
 
     async def _remember(self, conn: psycopg.AsyncConnection[DictRow]) -> None:
         self.pids.add(conn.info.backend_pid)
+        await conn.execute(query("session_settings"))
 
     async def open(self) -> None:
         await self.pool.open(wait=False)
