@@ -214,6 +214,7 @@ class Scheduler:
                 )
             else:
                 logger.info("resynced: {} scheduled job(s)", len(self.queue))
+            collector.settle()
         if self._changes.policies:
             ids = self._changes.take_policies()
             await self.book.load(store, ids)

@@ -4,6 +4,7 @@ error), and a collector someone else turned off stays off."""
 from __future__ import annotations
 
 import gc
+import weakref
 
 import pytest
 
@@ -36,3 +37,19 @@ def test_a_collector_turned_off_elsewhere_stays_off() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+class Entry:
+    """A table entry (weak-referenceable, tracked by the collector)."""
+
+
+def test_settle_freezes_what_is_loaded_and_refcounting_still_frees_it() -> None:
+    table = [Entry() for _ in range(1000)]
+    first = weakref.ref(table[0])
+    try:
+        collector.settle()
+        assert gc.get_freeze_count() >= len(table)
+        del table
+        assert first() is None  # freed at once, without a collection
+    finally:
+        gc.unfreeze()
