@@ -44,17 +44,22 @@ def _pattern(text: str) -> tuple[Flags, Flags, Flags, Flags, Flags]:
 
 
 def _shape(pattern: str, exceptions: list[list[str | None]] | None) -> Shape:
-    """A schedule's arrays and exceptions from the ``schedules`` query's columns."""
-    return (
-        *_pattern(pattern),
-        [
-            (
-                date.fromisoformat(d) if d is not None else None,
-                time.fromisoformat(t) if t is not None else None,
+    """A schedule's arrays and exceptions from the ``schedules`` query's columns. Raises
+    ScheduleError for an exception Python cannot represent ('infinity', 24:00)."""
+    found = []
+    for d, t in exceptions or ():
+        try:
+            found.append(
+                (
+                    date.fromisoformat(d) if d is not None else None,
+                    time.fromisoformat(t) if t is not None else None,
+                )
             )
-            for d, t in (exceptions or ())
-        ],
-    )
+        except ValueError as err:
+            raise ScheduleError(
+                f"exception (date {d}, time {t}) cannot be used ({err}): change or delete it"
+            ) from err
+    return (*_pattern(pattern), found)
 
 
 #: Statements of the scheduler: over its own connection (see the module's docstring).

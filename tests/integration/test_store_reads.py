@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
+from loguru import logger
+
 from notifyagent.core.schedule import Schedule, ScheduleException
 from notifyagent.db.store import PgStore
 from tests.pg import Database
@@ -77,3 +79,43 @@ def test_many_schedules_share_shapes_and_keep_their_own_bounds(db: Database) -> 
     assert found[jobs[4]].exceptions == ()
     assert found[jobs[2]].plan is found[jobs[0]].plan  # same shape and bounds
     assert found[jobs[3]].plan is not found[jobs[1]].plan  # another start
+
+
+def test_an_exception_python_cannot_read_skips_its_schedule_with_an_error(db: Database) -> None:
+    """PostgreSQL accepts 'infinity' dates and 24:00 times; the schedule is reported and
+    ignored, and the other schedules load."""
+    jobs = []
+    for n, (jexdate, jextime) in enumerate([("infinity", None), (None, "24:00"), (None, None)]):
+        job = db.value(
+            "INSERT INTO pgagent.pga_job (jobjclid, jobname) VALUES (1, %s) RETURNING jobid",
+            (f"x{n}",),
+        )
+        scid = db.value(
+            "INSERT INTO pgagent.pga_schedule (jscjobid, jscname) VALUES (%s, 's') RETURNING jscid",
+            (job,),
+        )
+        if jexdate or jextime:
+            db.execute(
+                "INSERT INTO pgagent.pga_exception (jexscid, jexdate, jextime) VALUES (%s, %s, %s)",
+                (scid, jexdate, jextime),
+            )
+        jobs.append(job)
+
+    async def main() -> list[Schedule]:
+        store = PgStore(db.dsn, max_size=2)
+        await store.open()
+        try:
+            return list(await store.schedules(None))
+        finally:
+            await store.close()
+
+    logged: list[str] = []
+    sink = logger.add(logged.append, level="ERROR", format="{message}")
+    try:
+        assert [s.job_id for s in asyncio.run(main())] == [jobs[2]]
+    finally:
+        logger.remove(sink)
+    errors = [m for m in logged if "invalid and ignored" in m]
+    assert len(errors) == 2
+    assert "date infinity" in errors[0]
+    assert "time 24:00:00" in errors[1]
