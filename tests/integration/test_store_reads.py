@@ -12,6 +12,21 @@ from notifyagent.core.schedule import Schedule, ScheduleException
 from notifyagent.db.store import PgStore
 from tests.pg import Database
 
+
+def read_schedules(db: Database) -> list[Schedule]:
+    """Every schedule, as a fresh PgStore reads them."""
+
+    async def main() -> list[Schedule]:
+        store = PgStore(db.dsn, max_size=2)
+        await store.open()
+        try:
+            return list(await store.schedules(None))
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
 FLAGS = "(SELECT array_agg(i = {} ORDER BY i) FROM generate_series(0, {}) i)"
 
 
@@ -58,15 +73,7 @@ def test_many_schedules_share_shapes_and_keep_their_own_bounds(db: Database) -> 
         (scid,),
     )
 
-    async def main() -> list[Schedule]:
-        store = PgStore(db.dsn, max_size=2)
-        await store.open()
-        try:
-            return list(await store.schedules(None))
-        finally:
-            await store.close()
-
-    found = {s.job_id: s for s in asyncio.run(main())}
+    found = {s.job_id: s for s in read_schedules(db)}
     assert sorted(found) == sorted(jobs)
     for n, job in enumerate(jobs):
         s = found[job]
@@ -101,18 +108,10 @@ def test_an_exception_python_cannot_read_skips_its_schedule_with_an_error(db: Da
             )
         jobs.append(job)
 
-    async def main() -> list[Schedule]:
-        store = PgStore(db.dsn, max_size=2)
-        await store.open()
-        try:
-            return list(await store.schedules(None))
-        finally:
-            await store.close()
-
     logged: list[str] = []
     sink = logger.add(logged.append, level="ERROR", format="{message}")
     try:
-        assert [s.job_id for s in asyncio.run(main())] == [jobs[2]]
+        assert [s.job_id for s in read_schedules(db)] == [jobs[2]]
     finally:
         logger.remove(sink)
     errors = [m for m in logged if "invalid and ignored" in m]
