@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 from loguru import logger
 
+from notifyagent.agent import collector
 from notifyagent.agent.aio import first_of, wait_event
 from notifyagent.agent.connections import Connections, schema_gone
 from notifyagent.agent.policies import PolicyBook
@@ -42,6 +43,7 @@ from notifyagent.core.effective import Effective
 from notifyagent.core.events import Changes
 from notifyagent.core.model import ClaimedJob, JobState, RunStatus
 from notifyagent.core.policy import Policy
+from notifyagent.core.ports import Store
 from notifyagent.core.queue import DueQueue
 from notifyagent.core.timetable import Origin, Stored, Timetable
 from notifyagent.obs.metrics import Metrics
@@ -173,7 +175,8 @@ class Scheduler:
                     await first_of([self._link.connected.wait(), self._stop.wait()])
                 if self._stop.is_set():
                     break
-                await self._refresh()
+                with collector.paused():  # a refresh may build 100,000s of objects
+                    await self._refresh()
                 while await self._dispatch():
                     pass
             except (psycopg.Error, OSError) as err:
@@ -196,22 +199,18 @@ class Scheduler:
         store = self._connections().store
         if self._changes.take_resync():
             started = time.monotonic()
-            self._connections().steps.limit_connections(await store.connection_room())
-            await self.book.load(store, None)
-            self.timetable.set_intervals(_intervals(self.book.policies), None)
-            self.timetable.replace(await store.schedules(None), None)
-            states = await store.job_states(None)
-            await self._apply(states, {s.job_id: Origin.RESYNC for s in states}, full=True)
+            read = await self._load(store)
             if not self.ready.is_set():
                 self.ready.set()
                 logger.info(
                     "queue loaded: {} scheduled job(s) of {} in {:.0f} ms",
                     len(self.queue),
-                    len(states),
+                    read,
                     (time.monotonic() - started) * 1000,
                 )
             else:
                 logger.info("resynced: {} scheduled job(s)", len(self.queue))
+            collector.settle()
         if self._changes.policies:
             ids = self._changes.take_policies()
             await self.book.load(store, ids)
@@ -226,6 +225,17 @@ class Scheduler:
                 self.timetable.replace(await store.schedules(changed), changed)
             states = await store.job_states(sorted(dirty))
             await self._apply(states, dirty, full=False, notified=notified)
+
+    async def _load(self, store: Store) -> int:
+        """Read everything (after a (re)connect); the number of jobs read. The rows are let
+        go on return, before the load is logged."""
+        self._connections().steps.limit_connections(await store.connection_room())
+        await self.book.load(store, None)
+        self.timetable.set_intervals(_intervals(self.book.policies), None)
+        self.timetable.replace(await store.schedules(None), None)
+        states = await store.job_states(None)
+        await self._apply(states, {s.job_id: Origin.RESYNC for s in states}, full=True)
+        return len(states)
 
     async def _run_now(self) -> None:
         """Claim what a client just made due before reading the rows (decisions.claim_at_once)."""

@@ -126,12 +126,12 @@ def _correction(
 def never_fires(s: JobState, timetable: Timetable, now: datetime) -> NeverFires | None:
     """Why a job with enabled, unexpired schedules has no next run: no date they describe
     exists (30 February, 31 April)."""
+    if timetable.next_run(s.job_id, now) is not None:
+        return None
     live = [
         x for x in timetable.schedules(s.job_id) if x.enabled and (x.end is None or x.end > now)
     ]
-    if live and timetable.next_run(s.job_id, now) is None:
-        return NeverFires(s.job_id, s.name, tuple(x.id for x in live))
-    return None
+    return NeverFires(s.job_id, s.name, tuple(x.id for x in live)) if live else None
 
 
 @dataclass(frozen=True)

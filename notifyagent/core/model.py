@@ -86,7 +86,7 @@ class Outcome:
     output: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class JobState:
     """What the due-queue needs to know about one pga_job row."""
 

@@ -69,7 +69,7 @@ def parse_stored(text: str) -> Stored | None:
         return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Row:
     """The columns of a pga_job row that matter here."""
 
@@ -94,12 +94,16 @@ class Timetable:
         self._intervals: dict[int, dt.timedelta] = {}
         #: job id -> the ``every`` its policy no longer has (its ticks are stale next runs)
         self._dropped: dict[int, dt.timedelta] = {}
+        #: the last next run computed, (job id, now, zone, run): a refresh asks twice in a row
+        #: for a job (the correction, then whether it never fires)
+        self._last: tuple[int, dt.datetime, ZoneInfo, dt.datetime | None] | None = None
 
     def __len__(self) -> int:
         return sum(len(s) for s in self._schedules.values())
 
     def replace(self, schedules: Iterable[Schedule], job_ids: Iterable[int] | None) -> None:
         """Replace the schedules of ``job_ids`` (of every job when None) with ``schedules``."""
+        self._last = None
         grouped: dict[int, list[Schedule]] = {}
         for s in schedules:
             grouped.setdefault(s.job_id, []).append(s)
@@ -118,6 +122,7 @@ class Timetable:
     ) -> set[int]:
         """Replace the intervals of ``job_ids`` (of every job when None); the jobs whose
         interval changed."""
+        self._last = None
         old = dict(self._intervals)
         if job_ids is None:
             self._intervals = dict(intervals)
@@ -141,6 +146,7 @@ class Timetable:
         return self._intervals.get(job_id)
 
     def forget(self, job_id: int) -> None:
+        self._last = None
         self._schedules.pop(job_id, None)
 
     def schedules(self, job_id: int) -> tuple[Schedule, ...]:
@@ -149,12 +155,16 @@ class Timetable:
     def next_run(self, job_id: int, now: dt.datetime) -> dt.datetime | None:
         """The engine's next run of ``job_id`` after ``now``: the earlier of its schedules'
         and its interval's next tick (None: neither runs)."""
+        last = self._last
+        if last is not None and last[0] == job_id and last[1] == now and last[2] is self.tz:
+            return last[3]
         schedules = self._schedules.get(job_id)
         found = job_next_run(schedules, now, self.tz) if schedules else None
         every = self._intervals.get(job_id)
         if every is not None:
             tick = next_tick(every, now)
             found = tick if found is None else min(found, tick)
+        self._last = (job_id, now, self.tz, found)
         return found
 
     def is_scheduled_time(self, job_id: int, when: dt.datetime) -> bool:

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import psycopg
 from loguru import logger
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import DictRow, dict_row, tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from notifyagent import conninfo
@@ -26,7 +26,8 @@ from notifyagent.core.annotations import StepText, Texts
 from notifyagent.core.model import ClaimedJob, JobState, Outcome, RunStatus, Step
 from notifyagent.core.policy import Policy
 from notifyagent.core.ports import Liveness, NextRunCorrection, Reaped
-from notifyagent.core.schedule import Schedule, ScheduleError, schedule_from_arrays
+from notifyagent.core.schedule import Schedule, ScheduleError, ScheduleFactory
+from notifyagent.core.schedule.model import Shape
 from notifyagent.db.batch import Batcher
 from notifyagent.db.sql import query
 
@@ -41,6 +42,25 @@ def _pattern(text: str) -> tuple[Flags, Flags, Flags, Flags, Flags]:
         tuple(_FLAGS[c] for c in part) for part in text.split("|")
     )
     return minutes, hours, weekdays, monthdays, months
+
+
+def _shape(pattern: str, exceptions: list[list[str | None]] | None) -> Shape:
+    """A schedule's arrays and exceptions from the ``schedules`` query's columns. Raises
+    ScheduleError for an exception Python cannot represent ('infinity', 24:00)."""
+    found = []
+    for d, t in exceptions or ():
+        try:
+            found.append(
+                (
+                    date.fromisoformat(d) if d is not None else None,
+                    time.fromisoformat(t) if t is not None else None,
+                )
+            )
+        except ValueError as err:
+            raise ScheduleError(
+                f"exception (date {d}, time {t}) cannot be used ({err}): change or delete it"
+            ) from err
+    return (*_pattern(pattern), found)
 
 
 #: Statements of the scheduler: over its own connection (see the module's docstring).
@@ -98,6 +118,7 @@ class PgStore:
 
     async def _remember(self, conn: psycopg.AsyncConnection[DictRow]) -> None:
         self.pids.add(conn.info.backend_pid)
+        await conn.execute(query("session_settings"))
 
     async def open(self) -> None:
         await self.pool.open(wait=False)
@@ -117,17 +138,20 @@ class PgStore:
         await self.scheduler.check()
 
     async def _cursor(
-        self, name: str, params: dict[str, Any] | None = None
-    ) -> tuple[list[DictRow], int]:
+        self, name: str, params: dict[str, Any] | None = None, *, tuples: bool = False
+    ) -> tuple[list[Any], int]:
         """Rows and row count of one statement. A statement that only reads, or whose WHERE
         makes a repeat harmless, is sent again once on a fresh connection when a pooled one
         turns out to be dead (the pool waits for the server if it is down); the others
-        (:data:`ONCE`) are not, as they might have run before the connection broke."""
+        (:data:`ONCE`) are not, as they might have run before the connection broke.
+        ``tuples``: plain tuples in the statement's column order (the bulk reads: no dict per
+        row)."""
         pool = self.scheduler if name in SCHEDULER else self.pool
         for attempt in (1, 2):
             try:
                 async with pool.connection() as conn:
-                    cur = await conn.execute(query(name), params)
+                    cur: Any = conn.cursor(row_factory=tuple_row) if tuples else conn.cursor()
+                    await cur.execute(query(name), params)
                     rows = await cur.fetchall() if cur.description else []
                     return rows, cur.rowcount
             except psycopg.OperationalError:
@@ -140,57 +164,32 @@ class PgStore:
         return (await self._cursor(name, params))[0]
 
     async def job_states(self, ids: Sequence[int] | None) -> list[JobState]:
-        rows = await self._rows("job_states", {"ids": list(ids) if ids is not None else None})
-        return [
-            JobState(
-                job_id=r["jobid"],
-                name=r["jobname"],
-                enabled=r["jobenabled"],
-                host_agent=r["jobhostagent"],
-                agent_id=r["jobagentid"],
-                next_run=r["jobnextrun"],
-                never=bool(r["never"]),
-                server_now=r["server_now"],
-            )
-            for r in rows
-        ]
+        """The job rows; the statement's columns are JobState's fields, in order."""
+        params = {"ids": list(ids) if ids is not None else None}
+        return [JobState(*r) for r in (await self._cursor("job_states", params, tuples=True))[0]]
 
     async def schedules(self, ids: Sequence[int] | None) -> list[Schedule]:
         """The schedules (with exceptions) of some jobs, or of all when ``ids`` is None."""
-        rows = await self._rows("schedules", {"ids": list(ids) if ids is not None else None})
+        params = {"ids": list(ids) if ids is not None else None}
+        rows = (await self._cursor("schedules", params, tuples=True))[0]
+        factory = ScheduleFactory()
         found = []
-        for r in rows:
-            exceptions = [
-                (
-                    date.fromisoformat(d) if d is not None else None,
-                    time.fromisoformat(t) if t is not None else None,
-                )
-                for d, t in (r["exceptions"] or ())
-            ]
-            minutes, hours, weekdays, monthdays, months = _pattern(r["pattern"])
+        for jscid, jobid, enabled, start, end, pattern, exceptions in rows:
+            key = (pattern, None if exceptions is None else tuple(map(tuple, exceptions)))
             try:
                 found.append(
-                    schedule_from_arrays(
-                        r["jscid"],
-                        r["jscjobid"],
-                        r["jscstart"],
-                        r["jscend"],
-                        minutes,
-                        hours,
-                        weekdays,
-                        monthdays,
-                        months,
-                        enabled=r["jscenabled"],
-                        exceptions=exceptions,
+                    factory.build(
+                        key,
+                        functools.partial(_shape, pattern, exceptions),
+                        jscid,
+                        jobid,
+                        start,
+                        end,
+                        enabled,
                     )
                 )
             except ScheduleError as err:
-                logger.error(
-                    "schedule {} of job {} is invalid and ignored: {}",
-                    r["jscid"],
-                    r["jscjobid"],
-                    err,
-                )
+                logger.error("schedule {} of job {} is invalid and ignored: {}", jscid, jobid, err)
         return found
 
     async def policies(self, ids: Sequence[int] | None) -> dict[int, Policy]:

@@ -23,13 +23,19 @@ exceptions compiled for the search), :mod:`.model` (the validated :class:`Schedu
 """
 
 from notifyagent.core.schedule.exceptions import ScheduleException
-from notifyagent.core.schedule.model import Schedule, ScheduleError, schedule_from_arrays
+from notifyagent.core.schedule.model import (
+    Schedule,
+    ScheduleError,
+    ScheduleFactory,
+    schedule_from_arrays,
+)
 from notifyagent.core.schedule.runs import clear_cache, job_next_run, next_run, next_runs
 
 __all__ = [
     "Schedule",
     "ScheduleError",
     "ScheduleException",
+    "ScheduleFactory",
     "clear_cache",
     "job_next_run",
     "next_run",

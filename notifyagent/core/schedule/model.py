@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
@@ -131,6 +131,88 @@ def schedule_from_arrays(
         enabled=enabled,
         exceptions=excs,
     )
+
+
+#: (minutes, hours, weekdays, monthdays, months, exceptions) as schedule_from_arrays takes them
+Shape = tuple[
+    Sequence[bool | None],
+    Sequence[bool | None],
+    Sequence[bool | None],
+    Sequence[bool | None],
+    Sequence[bool | None],
+    Iterable[ScheduleException | tuple[datetime.date | None, datetime.time | None]],
+]
+#: a row's plan and its bounds as given
+_Bounds = tuple[Plan, datetime.datetime, datetime.datetime | None]
+
+
+class ScheduleFactory:
+    """Builds the many Schedules of one bulk read, where rows share few distinct shapes.
+
+    A shape (arrays and exceptions) is validated and compiled once, at its first row; later
+    rows of the same shape only check their bounds (once per distinct start and end) and share
+    the arrays, the plan and even the bound objects of the rows before them, which keeps both
+    the time and the memory per schedule small.
+    """
+
+    def __init__(self) -> None:
+        self._templates: dict[Hashable, Schedule] = {}
+        #: (spec, start, end) -> (plan, start, end): the first row's objects, shared
+        self._bounds: dict[tuple[Spec, datetime.datetime, datetime.datetime | None], _Bounds] = {}
+
+    def build(
+        self,
+        shape_key: Hashable,
+        shape: Callable[[], Shape],
+        id: int,  # mirrors the dataclass field
+        job_id: int,
+        start: datetime.datetime,
+        end: datetime.datetime | None,
+        enabled: bool,
+    ) -> Schedule:
+        """The schedule of one row; ``shape`` (called only for a new ``shape_key``) gives the
+        raw arrays and exceptions. Raises ScheduleError like schedule_from_arrays."""
+        template = self._templates.get(shape_key)
+        if template is None:
+            minutes, hours, weekdays, monthdays, months, exceptions = shape()
+            template = schedule_from_arrays(
+                id, job_id, start, end, minutes, hours, weekdays, monthdays, months, enabled,
+                exceptions,
+            )  # fmt: skip
+            self._templates[shape_key] = template
+            first = (template.plan, template.start, template.end)
+            self._bounds.setdefault((template.plan.spec, start, end), first)
+            return template
+        key = (template.plan.spec, start, end)
+        bounds = self._bounds.get(key)
+        if bounds is None:
+            start = _check_aware("start", start)
+            end = None if end is None else _check_aware("end", end)
+            utc_end = None if end is None else end.astimezone(UTC)
+            bounds = self._bounds[key] = (Plan(key[0], truncate_minute(start), utc_end), start, end)
+        return _assemble(template, id, job_id, bounds, enabled)
+
+
+_set: Final = object.__setattr__
+
+
+def _assemble(template: Schedule, id: int, job_id: int, bounds: _Bounds, enabled: bool) -> Schedule:
+    """A copy of ``template`` for another row: its validated arrays, another id and bounds."""
+    plan, start, end = bounds
+    new = object.__new__(Schedule)
+    _set(new, "id", id)
+    _set(new, "job_id", job_id)
+    _set(new, "start", start)
+    _set(new, "end", end)
+    _set(new, "minutes", template.minutes)
+    _set(new, "hours", template.hours)
+    _set(new, "weekdays", template.weekdays)
+    _set(new, "monthdays", template.monthdays)
+    _set(new, "months", template.months)
+    _set(new, "enabled", enabled)
+    _set(new, "exceptions", template.exceptions)
+    _set(new, "plan", plan)
+    return new
 
 
 def truncate_minute(value: datetime.datetime) -> datetime.datetime:

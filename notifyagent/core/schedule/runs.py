@@ -20,6 +20,8 @@ from notifyagent.core.schedule.spec import Spec
 _ONE_MINUTE: Final = datetime.timedelta(minutes=1)
 
 _RESULTS: dict[tuple[Spec, datetime.datetime, ZoneInfo], datetime.datetime | None] = memo.table()
+#: instant -> its lower bound (see _lower_bound)
+_LOWER: dict[datetime.datetime, datetime.datetime] = memo.table()
 
 
 def clear_cache() -> None:
@@ -75,10 +77,16 @@ def next_runs(
 
 
 def _lower_bound(now: datetime.datetime) -> datetime.datetime:
-    """The first minute a run may use: the UTC minute after the one containing ``now``."""
+    """The first minute a run may use: the UTC minute after the one containing ``now``.
+
+    Memoised: a refresh asks for every job at the same instant."""
+    try:
+        return _LOWER[now]
+    except (KeyError, TypeError):  # TypeError: unhashable, let the check below name it
+        pass
     if not isinstance(now, datetime.datetime) or now.utcoffset() is None:
         raise ValueError(f"now must be a timezone-aware datetime, got {now!r}")
-    return truncate_minute(now) + _ONE_MINUTE
+    return memo.remember(_LOWER, now, truncate_minute(now) + _ONE_MINUTE, memo.SPEC_TABLE_SIZE)
 
 
 def _once_run(
