@@ -19,7 +19,7 @@ import psycopg
 from loguru import logger
 
 from notifyagent import db
-from notifyagent.agent.aio import Background, Backoff
+from notifyagent.agent.aio import Backoff
 from notifyagent.core import events
 from notifyagent.core.config import Settings
 from notifyagent.core.events import CHANNEL
@@ -86,7 +86,6 @@ class Listener:
         self._zone: str | None = None
         self._first = asyncio.Event()
         self._fatal: NotifyAgentError | None = None
-        self._closing = Background()
 
     @property
     def connection(self) -> object | None:
@@ -103,13 +102,13 @@ class Listener:
         """Reconnect (a new DSN, station or zone): no claims until registered again."""
         self.connected.clear()
         if self._conn is not None:
-            self._closing.add(self._conn.close())
+            self._conn.hang_up()
 
     async def drop(self, conn: object | None = None) -> None:
-        """Close ``conn`` (default: the current connection), if it is still the current one;
-        the loop reconnects, re-registers and the scheduler resyncs."""
+        """End ``conn`` (default: the current connection), if it is still the current one;
+        the loop closes it, reconnects, re-registers and the scheduler resyncs."""
         if self._conn is not None and (conn is None or conn is self._conn):
-            await self._conn.close()
+            self._conn.hang_up()
 
     async def schema_lost(self, err: BaseException) -> None:
         """The pgagent tables vanished (DROP EXTENSION): stop using the database and find the
@@ -125,7 +124,6 @@ class Listener:
 
     async def close(self) -> None:
         await self.drop()
-        await self._closing.wait(5)
 
     async def run(self) -> None:
         backoff = Backoff()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 import time
 import weakref
 from typing import Any, TypeVar
@@ -22,6 +25,16 @@ class Connection(psycopg.AsyncConnection[DictRow]):
     """A connection whose waits wake up for its socket alone. psycopg's also wake every
     0.1 s (to notice Ctrl-C in its blocking twin): waiting for notifications, an idle agent
     woke ten times a second. asyncio cancels a wait without that."""
+
+    def hang_up(self) -> None:
+        """End the connection from our side so that a task waiting on it wakes at once (its
+        socket reads end of file) and handles it as lost. Closing it instead would leave such
+        a wait asleep: the event loop stops watching a closed descriptor."""
+        with (
+            contextlib.suppress(OSError, psycopg.Error),
+            socket.socket(fileno=os.dup(self.pgconn.socket)) as sock,
+        ):
+            sock.shutdown(socket.SHUT_RDWR)
 
     async def wait(
         self,

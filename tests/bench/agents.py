@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,6 +73,8 @@ class Launch:
 
     pgagent: str
     notifyagent_args: list[str]
+    #: an Apprise URL of a loopback port that accepts and never answers (Hanging)
+    hanging_url: str
     code: Path
     env: dict[str, str]
     processes: Processes
@@ -103,9 +107,11 @@ class Agent:
             if self.variant.poll is not None and self.variant.poll != 5.0:
                 args += ["-t", str(int(self.variant.poll))]
             return [*args, self.dsn]
+        alerts = ["--alert-urls", self.launch.hanging_url, "--alert-on", "all"]
         return [
             sys.executable, "-m", "notifyagent", "serve", "--dsn", self.dsn, "--station", STATION,
             "--log-level", self.log_level, *self.launch.notifyagent_args, *self.extra_args,
+            *(alerts if self.variant.hanging_alerts else []),
         ]  # fmt: skip
 
     def start(self) -> Agent:
@@ -171,3 +177,28 @@ def wait_until(
         return wait_for(alive_and_check, timeout, interval, what)
     except AssertionError:
         raise BenchError(f"timed out after {timeout:.0f}s waiting for {what}") from None
+
+
+class Hanging:
+    """A loopback port that accepts connections and never answers: an alert destination
+    that hangs (its deliveries time out)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.held: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, name="hanging", daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"json://127.0.0.1:{self.sock.getsockname()[1]}/hook"
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                self.held.append(self.sock.accept()[0])
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()

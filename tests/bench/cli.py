@@ -36,9 +36,10 @@ JSON as first_run_lag_ms). notifyagent runs as `python -m notifyagent serve --st
 
 scenarios (--scenarios):
   floor    No agent: what this machine can do at best, in the same run: how late a bare
-           asyncio.sleep returns, a round trip to an idle backend (SELECT 1; an INSERT with its
-           commit, the WAL flush on the durable server) and a LISTEN/NOTIFY round trip
-           (200 samples each; --quick 20). The floors of the lag targets are composed from them.
+           asyncio.sleep returns, a round trip to a backend idle for 50-300 ms (SELECT 1; an
+           INSERT with its commit, the WAL flush on the durable server) and a LISTEN/NOTIFY
+           round trip (100 samples each; --quick 20). The floors of the lag targets are
+           composed from them.
   spaced   N one-step jobs (50; --quick 5) whose jobnextrun is set, once the agent is up, to
            staggered random instants over ~15 s (--quick 1 s) starting 2 s ahead.
            Reports lag min / p50 / p99 / max in ms.
@@ -96,7 +97,9 @@ scenarios (--scenarios):
            size), which shows whether it grows linearly.
 
 agents (--agents): notifyagent; notifyagent-durable (notifyagent on a second cluster with
-fsync, synchronous_commit and full_page_writes on: floor, spaced, run-now, herd); pgagent
+fsync, synchronous_commit and full_page_writes on: floor, spaced, run-now, herd);
+notifyagent-alerting (every run alerts to a loopback port that never answers: spaced,
+run-now, herd); pgagent
 (default poll) and pgagent-t1 (-t 1): spaced, run-now, herd, idle; pg_cron (a third cluster
 with pg_cron loaded, cron.host = its socket dir; skipped with a note if the server has no
 pg_cron): every, herd, idle.

@@ -64,7 +64,7 @@ FULL = Sizes(
     idle_settle=12.0,
     scale_jobs=100_000,
     scale_changed=10_000,
-    floor_samples=200,
+    floor_samples=100,
     every_window=20.0,
     herd10k_jobs=10_000,
     herd10k_concurrency=500,
@@ -107,6 +107,8 @@ class Variant:
     poll: float | None = None  # pgAgent's poll interval
     site: str = "plain"  # which cluster: plain, durable (fsync on) or cron (pg_cron loaded)
     scenarios: tuple[str, ...] = ("spaced", "run-now", "herd", "idle")
+    #: every run alerts (--alert-on all) to a loopback destination that never answers
+    hanging_alerts: bool = False
 
     @property
     def is_pgagent(self) -> bool:
@@ -129,6 +131,13 @@ VARIANTS = {
         "notifyagent",
         site="durable",
         scenarios=("floor", "spaced", "run-now", "herd"),
+    ),
+    "notifyagent-alerting": Variant(
+        "notifyagent-alerting",
+        "notifyagent, every run alerting to a destination that never answers",
+        "notifyagent",
+        scenarios=("spaced", "run-now", "herd"),
+        hanging_alerts=True,
     ),
     "pgagent": Variant("pgagent", "pgAgent (default, -t 5)", "pgagent", 5.0),
     "pgagent-t1": Variant("pgagent-t1", "pgAgent -t 1", "pgagent", 1.0),

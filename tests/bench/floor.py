@@ -19,6 +19,8 @@ from tests.bench.harness import Harness
 from tests.bench.stats import percentile
 
 MS = 1000.0
+#: Pause (seconds) before each measured round trip.
+IDLE = (0.05, 0.3)
 
 
 def run(h: Harness, variant: Variant) -> dict[str, Any]:
@@ -35,14 +37,13 @@ def run(h: Harness, variant: Variant) -> dict[str, Any]:
 def floors(parts: dict[str, list[float]]) -> dict[str, list[float]]:
     """The least lag an agent can have on this machine, sample by sample from the parts
     (measured independently, so the i-th sums are samples of the sum): a timed run = the
-    timer's lateness + the claim (a write round trip with its commit) + the step's statement
-    reaching its backend (half a read round trip); a run-now = the notification's round trip
-    + the same claim and step."""
-    claim_and_step = [w + r / 2 for w, r in zip(parts["write_ms"], parts["read_ms"], strict=True)]
+    timer's lateness + the step's statement reaching its backend (half a read round trip; a
+    claim made ahead of the due time is off the path); a run-now = the notification's round
+    trip + the claim (a write round trip with its commit) + the same step."""
+    step = [r / 2 for r in parts["read_ms"]]
+    claim_and_step = [w + s for w, s in zip(parts["write_ms"], step, strict=True)]
     return {
-        "floor_timed_ms": [
-            t + c for t, c in zip(parts["timer_late_ms"], claim_and_step, strict=True)
-        ],
+        "floor_timed_ms": [t + s for t, s in zip(parts["timer_late_ms"], step, strict=True)],
         "floor_run_now_ms": [
             n + c for n, c in zip(parts["notify_ms"], claim_and_step, strict=True)
         ],
@@ -84,11 +85,12 @@ async def _timer(n: int, rng: random.Random) -> list[float]:
 async def _idle_trips(
     n: int, rng: random.Random, trip: Callable[[], Awaitable[object]]
 ) -> list[float]:
-    """Round trips after a pause of 5-50 ms: the backend sleeps in between, as the agent's
-    do between runs."""
+    """Round trips after a pause of 50-300 ms: the backend sleeps in between, as the agent's
+    do between the runs of the spaced and run-now scenarios (a backend that slept longer
+    answers slower: ~0.1 ms more after 50 ms, ~0.5 ms after 300 ms on this machine)."""
     times = []
     for _ in range(n):
-        await asyncio.sleep(rng.uniform(0.005, 0.05))
+        await asyncio.sleep(rng.uniform(*IDLE))
         t0 = time.perf_counter()
         await trip()
         times.append((time.perf_counter() - t0) * MS)
@@ -103,7 +105,7 @@ async def _notify(
     gen = a.notifies()
     times = []
     for _ in range(n):
-        await asyncio.sleep(rng.uniform(0.005, 0.05))
+        await asyncio.sleep(rng.uniform(*IDLE))
         t0 = time.perf_counter()
         await b.execute("NOTIFY bench_floor")
         await anext(gen)

@@ -22,7 +22,7 @@ import psycopg
 from notifyagent.cluster import Cluster
 from tests.agent import agent_environ
 from tests.bench import cron
-from tests.bench.agents import Agent, Launch, Processes
+from tests.bench.agents import Agent, Hanging, Launch, Processes
 from tests.bench.config import (
     AGENT_APP,
     BENCH_APP,
@@ -95,7 +95,9 @@ class Harness:
         self.rng = random.Random(args.seed)
         self.workdir = Path(tempfile.mkdtemp(prefix="notifyagent-bench-"))
         self.code = self.workdir / "code"
+        self.hanging = Hanging()
         self.launch = Launch(
+            hanging_url=self.hanging.url,
             pgagent=args.pgagent,
             notifyagent_args=shlex.split(args.notifyagent_args)
             + (["--alert-urls", args.alert_url, "--alert-on", "all"] if args.alert_url else []),
@@ -161,6 +163,7 @@ class Harness:
 
     def close(self) -> None:
         self.launch.processes.stop_all()
+        self.hanging.close()
         for site in self.sites.values():
             site.close()
         if self.args.keep_logs:

@@ -328,7 +328,7 @@ def test_pgagent_extension_dropped_and_recreated(
     assert agent.proc is not None
     assert agent.proc.poll() is None
     lines = agent.log().splitlines()
-    since_drop = lines[[i for i, line in enumerate(lines) if "(busy) started" in line][-1] + 1 :]
+    since_drop = lines[[i for i, line in enumerate(lines) if "(busy) starts" in line][-1] + 1 :]
     noisy = [line for line in since_drop if " WARNING " in line or " ERROR " in line]
     assert any("CREATE EXTENSION pgagent" in line for line in noisy), noisy
     assert len(noisy) <= 8, noisy  # backoff, and once per state change

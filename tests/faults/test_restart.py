@@ -295,7 +295,7 @@ def test_outage_during_a_run_is_logged_once_per_state_change(
     cluster.start()
     wait_finished(db, jobid, timeout=30)
     lines = agent.log().splitlines()
-    start = next(i for i, line in enumerate(lines) if "(ends-in-outage) started" in line)
+    start = next(i for i, line in enumerate(lines) if "(ends-in-outage) starts" in line)
     noisy = [line for line in lines[start:] if " WARNING " in line or " ERROR " in line]
     assert len(log_lines(agent, "database unreachable")) == 1
     assert len([line for line in noisy if "release failed" in line]) <= 1, noisy

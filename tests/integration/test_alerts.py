@@ -66,7 +66,7 @@ def test_one_alert_per_run_with_three_agents(db: Database, agent_factory: Factor
     assert first["step"]["status"] == "f"
     assert "boom" in first["step"]["output"]
     assert "hunter2" not in str(docs)
-    ran = {a.station for a in agents if f"job {job} (etl) started" in a.log()}
+    ran = {a.station for a in agents if f"job {job} (etl) finished" in a.log()}
     assert first["station"] in ran
     assert [m["To"] for m in mails] == ["ops@example.com", "ops@example.com"]
     assert mails[0]["Subject"] == "etl: failed"

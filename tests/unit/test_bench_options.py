@@ -16,7 +16,12 @@ def test_pg_cron_is_skipped_with_a_note_where_the_server_lacks_it(
     monkeypatch.setattr(cron, "available", lambda bindir: False)
     args = build_parser().parse_args(["--quick"])
     choose_agents(args)
-    assert args.agents == ["notifyagent", "notifyagent-durable", "pgagent-t1"]
+    assert args.agents == [
+        "notifyagent",
+        "notifyagent-durable",
+        "notifyagent-alerting",
+        "pgagent-t1",
+    ]
     assert args.notes == [
         "pg_cron skipped: the server has no pg_cron (apt-get install postgresql-15-cron)"
     ]
@@ -26,7 +31,14 @@ def test_pg_cron_runs_where_the_server_has_it(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(cron, "available", lambda bindir: True)
     args = build_parser().parse_args([])
     choose_agents(args)
-    assert args.agents == ["notifyagent", "notifyagent-durable", "pgagent", "pgagent-t1", "pg_cron"]
+    assert args.agents == [
+        "notifyagent",
+        "notifyagent-durable",
+        "notifyagent-alerting",
+        "pgagent",
+        "pgagent-t1",
+        "pg_cron",
+    ]
     assert args.notes == []
 
 
