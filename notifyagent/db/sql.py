@@ -34,12 +34,12 @@ def script(name: str) -> str:
     return (sql_dir() / f"{name}.sql").read_text()
 
 
-@functools.cache
-def _queries() -> dict[str, str]:
+def named(text: str) -> dict[str, str]:
+    """The statements of a file in the ``-- name: <name>`` format, by name (comments dropped)."""
     found: dict[str, str] = {}
     name: str | None = None
     lines: list[str] = []
-    for line in script("queries").splitlines():
+    for line in text.splitlines():
         m = re.match(r"--\s*name:\s*(\w+)\s*$", line)
         if m:
             if name:
@@ -50,6 +50,11 @@ def _queries() -> dict[str, str]:
     if name:
         found[name] = "\n".join(lines).strip().rstrip(";")
     return found
+
+
+@functools.cache
+def _queries() -> dict[str, str]:
+    return named(script("queries"))
 
 
 def query(name: str) -> sql.SQL:

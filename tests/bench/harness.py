@@ -48,6 +48,13 @@ def snapshot_env(code: Path) -> dict[str, str]:
     return env
 
 
+def copy_code(dest: Path) -> None:
+    """The code agents run (notifyagent/, sql/), copied to ``dest``."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for part in ("notifyagent", "sql"):
+        shutil.copytree(REPO / part, dest / part, ignore=ignore)
+
+
 @dataclass
 class Site:
     """One throwaway cluster: ``plain`` (the test suite's settings, fsync off), ``durable``
@@ -138,12 +145,10 @@ class Harness:
         return self.site(variant).dsn(dbname)
 
     def snapshot(self) -> str:
-        """Copy the code under test (notifyagent/, sql/) so that every agent of this run runs
-        the same code, however the working tree changes meanwhile; returns its git state."""
+        """Copy the code under test so that every agent of this run runs the same code,
+        however the working tree changes meanwhile; returns its git state."""
         git = git_state()
-        ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-        for part in ("notifyagent", "sql"):
-            shutil.copytree(REPO / part, self.code / part, ignore=ignore)
+        copy_code(self.code)
         return git
 
     def open(self) -> None:

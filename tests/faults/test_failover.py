@@ -18,6 +18,7 @@ from notifyagent.cluster import Cluster
 from tests.agent import joblogs, make_job, run_now, sql_step, steplogs, wait_finished
 from tests.faults.conftest import AgentStarter, Measure, PrivateServer, log_lines, log_times
 from tests.pg import Database, wait_for
+from tests.replica import PRIMARY_SETTINGS, Standby
 
 pytestmark = pytest.mark.slow
 
@@ -29,39 +30,13 @@ WHERE_AM_I = (
 )
 
 
-class Standby(Cluster):
-    """A streaming replica of ``primary``: ``pg_basebackup -R`` instead of ``initdb``."""
-
-    def __init__(self, primary: Cluster) -> None:
-        super().__init__(bindir=primary.bindir)
-        self.primary = primary
-
-    def init(self) -> None:
-        self._run(
-            [
-                str(self.bindir / "pg_basebackup"),
-                "-D", str(self.datadir),
-                "-h", self.primary.host,
-                "-p", str(self.primary.port),
-                "-U", "postgres",
-                "-R", "-X", "stream", "-c", "fast", "--no-sync",
-            ]
-        )  # fmt: skip
-        # the copied postgresql.conf names the primary's port and socket: later lines win
-        with (self.datadir / "postgresql.conf").open("a") as f:
-            f.write(f"port = {self.port}\nunix_socket_directories = '{self.base}'\n")
-
-    def promote(self) -> None:
-        self.pg_ctl("-w", "-t", "60", "promote")
-
-
 def _db(c: Cluster) -> Database:
     return Database(PrivateServer(c), DBNAME)
 
 
 @pytest.fixture(scope="module")
 def pair() -> Iterator[tuple[Cluster, Standby]]:
-    primary = Cluster(settings={"wal_level": "replica", "max_wal_senders": "5"})
+    primary = Cluster(settings=PRIMARY_SETTINGS)
     standby: Standby | None = None
     try:
         primary.start()

@@ -1,6 +1,6 @@
 """Half-open network: the path to PostgreSQL stops carrying bytes but nothing is closed.
 
-The agent reaches the server through :class:`tests.faults.conftest.StallProxy`. A stalled
+The agent reaches the server through :class:`tests.proxy.StallProxy`. A stalled
 proxy keeps both TCP connections up and its kernel acknowledges everything (keepalive probes
 too), so TCP keepalives and ``tcp_user_timeout`` cannot see the fault: only the agent's own
 round-trip check (a NOTIFY ping that must come back on the LISTEN connection) can.
@@ -15,8 +15,9 @@ import pytest
 
 from notifyagent.cluster import TCP_PASSWORD
 from tests.agent import joblogs, run_now, tick_job, wait_finished
-from tests.faults.conftest import AgentStarter, Measure, StallProxy, log_lines
+from tests.faults.conftest import AgentStarter, Measure, log_lines
 from tests.pg import Database, Server, wait_for
+from tests.proxy import StallProxy
 
 pytestmark = pytest.mark.slow
 

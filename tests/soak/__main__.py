@@ -1,0 +1,5 @@
+import sys
+
+from tests.soak.cli import main
+
+sys.exit(main())
