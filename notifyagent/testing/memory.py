@@ -2,10 +2,11 @@
 
 It honours what the agent relies on: a claim takes only due, enabled, unclaimed jobs allowed
 on the station and not locked by another session, and starts their run and first step logs;
-a release finishes the log and hands the job back only to the agent holding it; writing NULL
-makes the "extension" recompute the next run (from the schedules, with this package's
-engine), '-infinity' stores NULL as is. Every change that notifies in PostgreSQL notifies
-here, with the same payloads, after the "transaction".
+a release finishes the log and hands the job back only to the agent holding it, keeping a
+pending retry's count for the claim at its due time (notifyagent.retry); writing NULL makes
+the "extension" recompute the next run (from the schedules, with this package's engine),
+'-infinity' stores NULL as is. Every change that notifies in PostgreSQL notifies here, with
+the same payloads, after the "transaction".
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ class Tables:
     agents: dict[int, str] = field(default_factory=dict)
     #: rows another session holds locked (a claim skips them)
     locked: set[int] = field(default_factory=set)
+    #: notifyagent.retry: job id -> (attempts so far, due time of the next retry)
+    retries: dict[int, tuple[int, datetime]] = field(default_factory=dict)
 
 
 def _payload_time(value: Stored) -> str:
@@ -253,7 +256,11 @@ class MemoryStore:
         steps = self.t.steps.get(row.job_id, ())
         first = self._log_step(jlgid, steps[0].id) if steps else None
         lag = (now - row.next_run).total_seconds()
-        return ClaimedJob(row.job_id, row.name, jlgid, lag, steps, first, row.next_run, start)
+        n, due = self.t.retries.get(row.job_id, (0, None))
+        attempts = n if due == row.next_run else 0
+        return ClaimedJob(
+            row.job_id, row.name, jlgid, lag, steps, first, row.next_run, start, attempts
+        )
 
     def _log_step(self, jlgid: int, step_id: int) -> int:
         jslid = next(self._ids)
@@ -281,6 +288,7 @@ class MemoryStore:
         next_run: datetime | None,
         *,
         recompute: bool = False,
+        attempts: int = 0,
     ) -> bool:
         self._finish_log(job.jlgid, status)
         row = self.t.jobs.get(job.job_id)
@@ -289,11 +297,16 @@ class MemoryStore:
         row.agent_id = None
         if recompute:
             self._recompute(row)
-            self._notify(f"recompute:{row.job_id}={_payload_time(self._stored(row))}", OWN)
+            payload = f"recompute:{row.job_id}={_payload_time(self._stored(row))}"
         else:
             # the extension stores no next run for a disabled job
             row.next_run, row.never = (next_run if row.enabled else None), False
-            self._notify(self._written(row), OWN)
+            payload = self._written(row)
+        if attempts > 0 and row.next_run is not None:
+            self.t.retries[row.job_id] = (attempts, row.next_run)
+        else:
+            self.t.retries.pop(row.job_id, None)
+        self._notify(payload, OWN)
         return True
 
     def _finish_log(self, jlgid: int, status: RunStatus) -> None:
@@ -327,16 +340,10 @@ class MemoryStore:
 
     async def reap_zombie(self, pid: int) -> Reaped:
         held = [r for r in self.t.jobs.values() if r.agent_id == pid]
-        runs = [
-            r
-            for r in self.t.runs.values()
-            if r.status is RunStatus.RUNNING and any(r.job_id == j.job_id for j in held)
-        ]
-        steps = [
-            s
-            for s in self.t.step_logs.values()
-            if s.status is RunStatus.RUNNING and any(s.jlgid == r.jlgid for r in runs)
-        ]
+        ids, running = {r.job_id for r in held}, RunStatus.RUNNING
+        runs = [r for r in self.t.runs.values() if r.job_id in ids and r.status is running]
+        jlgids = {r.jlgid for r in runs}
+        steps = [s for s in self.t.step_logs.values() if s.jlgid in jlgids and s.status is running]
         for run in runs:
             self._finish_log(run.jlgid, RunStatus.ABORTED)
         for row in held:
