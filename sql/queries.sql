@@ -105,13 +105,16 @@ SELECT set_config('jit', 'off', false) FROM pg_settings WHERE name = 'jit'
 -- name: job_states
 -- What the due-queue needs to know about jobs (all of them when ids is NULL). "server_now"
 -- lets the agent keep its estimate of the server's clock, which decides due-ness
--- (jobnextrun <= now()). The columns are the fields of notifyagent.core.model.JobState, in order.
-SELECT jobid, jobname, jobenabled, jobhostagent, jobagentid,
-       CASE WHEN isfinite(jobnextrun) THEN jobnextrun END AS jobnextrun,
-       coalesce(jobnextrun = 'infinity', false) AS never,
-       clock_timestamp() AS server_now
-  FROM pgagent.pga_job
- WHERE %(ids)s::int[] IS NULL OR jobid = ANY(%(ids)s::int[])
+-- (jobnextrun <= now()). "retry": jobnextrun is the due time of a pending retry
+-- (notifyagent.retry), which a resync leaves alone. The columns are the fields of
+-- notifyagent.core.model.JobState, in order.
+SELECT j.jobid, j.jobname, j.jobenabled, j.jobhostagent, j.jobagentid,
+       CASE WHEN isfinite(j.jobnextrun) THEN j.jobnextrun END AS jobnextrun,
+       coalesce(j.jobnextrun = 'infinity', false) AS never,
+       clock_timestamp() AS server_now, t.jobid IS NOT NULL AS retry
+  FROM pgagent.pga_job j
+  LEFT JOIN notifyagent.retry t ON t.jobid = j.jobid AND t.due = j.jobnextrun
+ WHERE %(ids)s::int[] IS NULL OR j.jobid = ANY(%(ids)s::int[])
 
 -- name: schedules
 -- The schedules of some jobs (all when ids is NULL) with their exceptions, for the engine.

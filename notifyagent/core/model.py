@@ -100,6 +100,8 @@ class JobState:
     never: bool
     #: the server's clock when the row was read (due-ness is decided on that clock)
     server_now: datetime
+    #: the next run is a pending retry (policy retries) that a release wrote
+    retry: bool = False
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -23,59 +23,12 @@ from notifyagent.core.policy import Policy
 from notifyagent.core.ports import Liveness, NextRunCorrection, Reaped
 from notifyagent.core.schedule import Schedule, job_next_run
 from notifyagent.core.timetable import EPOCH, Stored
+from notifyagent.testing.tables import JobRow, RunLog, StepLog, Tables
 
 #: (payload, sending session)
 Notify = Callable[[str, int], None]
 #: a client's session, and the agent's own (``MemoryStore.pids``)
 CLIENT, OWN = 1, 2
-
-
-@dataclass
-class JobRow:
-    job_id: int
-    name: str
-    enabled: bool = True
-    host_agent: str = ""
-    agent_id: int | None = None
-    next_run: datetime | None = None
-    never: bool = False
-    last_run: datetime | None = None
-
-
-@dataclass
-class RunLog:
-    jlgid: int
-    job_id: int
-    status: RunStatus
-    start: datetime
-    duration: timedelta | None = None
-
-
-@dataclass
-class StepLog:
-    jslid: int
-    jlgid: int
-    step_id: int
-    status: RunStatus
-    result: int | None = None
-    output: str | None = None
-
-
-@dataclass
-class Tables:
-    jobs: dict[int, JobRow] = field(default_factory=dict)
-    steps: dict[int, tuple[Step, ...]] = field(default_factory=dict)
-    schedules: dict[int, tuple[Schedule, ...]] = field(default_factory=dict)
-    policies: dict[int, Policy] = field(default_factory=dict)
-    descriptions: dict[int, Texts] = field(default_factory=dict)
-    runs: dict[int, RunLog] = field(default_factory=dict)
-    step_logs: dict[int, StepLog] = field(default_factory=dict)
-    #: agent id -> station
-    agents: dict[int, str] = field(default_factory=dict)
-    #: rows another session holds locked (a claim skips them)
-    locked: set[int] = field(default_factory=set)
-    #: notifyagent.retry: job id -> (attempts so far, due time of the next retry)
-    retries: dict[int, tuple[int, datetime]] = field(default_factory=dict)
 
 
 def _payload_time(value: Stored) -> str:
@@ -197,7 +150,15 @@ class MemoryStore:
         )
         return [
             JobState(
-                r.job_id, r.name, r.enabled, r.host_agent, r.agent_id, r.next_run, r.never, now
+                r.job_id,
+                r.name,
+                r.enabled,
+                r.host_agent,
+                r.agent_id,
+                r.next_run,
+                r.never,
+                now,
+                retry=self._retry(r) > 0,
             )
             for r in wanted.values()
         ]
@@ -256,11 +217,14 @@ class MemoryStore:
         steps = self.t.steps.get(row.job_id, ())
         first = self._log_step(jlgid, steps[0].id) if steps else None
         lag = (now - row.next_run).total_seconds()
-        n, due = self.t.retries.get(row.job_id, (0, None))
-        attempts = n if due == row.next_run else 0
         return ClaimedJob(
-            row.job_id, row.name, jlgid, lag, steps, first, row.next_run, start, attempts
+            row.job_id, row.name, jlgid, lag, steps, first, row.next_run, start, self._retry(row)
         )
+
+    def _retry(self, row: JobRow) -> int:
+        """The attempts of notifyagent.retry when the job's next run is that retry (else 0)."""
+        attempts, due = self.t.retries.get(row.job_id, (0, None))
+        return attempts if due is not None and due == row.next_run else 0
 
     def _log_step(self, jlgid: int, step_id: int) -> int:
         jslid = next(self._ids)

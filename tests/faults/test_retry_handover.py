@@ -17,12 +17,22 @@ RETRIES = 2
 RETRY_DELAY = "3 seconds"
 
 
-def _failing_job(db: Database) -> int:
+def _failing_job(db: Database, scheduled: bool = False) -> int:
+    """A job whose step always fails, retried; ``scheduled``: with a daily schedule 12 hours
+    away (a resync must not replace the pending retry with it)."""
     jobid = make_job(db, "flaky", [sql_step("a", "SELECT 1/0")])
     db.execute(
         "INSERT INTO notifyagent.job_policy (jobid, retries, retry_delay) VALUES (%s, %s, %s)",
         (jobid, RETRIES, RETRY_DELAY),
     )
+    if scheduled:
+        db.execute(
+            "INSERT INTO pgagent.pga_schedule (jscjobid, jscname, jscminutes, jschours) "
+            "VALUES (%s, 'daily', array(SELECT m = 0 FROM generate_series(0, 59) m), "
+            "array(SELECT h = (extract(hour FROM now())::int + 12) %% 24 "
+            "FROM generate_series(0, 23) h))",
+            (jobid,),
+        )
     return jobid
 
 
@@ -51,15 +61,19 @@ def _gave_up(db: Database, agent: AgentProcess, jobid: int) -> None:
     assert db.value("SELECT count(*) FROM notifyagent.retry WHERE jobid = %s", (jobid,)) == 0
 
 
-@pytest.mark.parametrize("station", ["b", "a"], ids=["another-agent", "restart"])
+@pytest.mark.parametrize(
+    ("station", "scheduled"),
+    [("b", False), ("a", False), ("b", True)],
+    ids=["another-agent", "restart", "another-agent-scheduled"],
+)
 def test_the_next_agent_continues_the_retry_chain(
-    db: Database, agents: AgentStarter, station: str
+    db: Database, agents: AgentStarter, station: str, scheduled: bool
 ) -> None:
     """Agent A fails the first run and stops before the retry; the next agent (another one, or
     A started again) takes the retry as the second of two, not as the first of a new chain
-    (which made four runs)."""
+    (which made four runs); its start-up load keeps the retry of a job with a schedule."""
     a = agents(db.dsn, station="a")  # installs the notifyagent schema
-    jobid = _failing_job(db)
+    jobid = _failing_job(db, scheduled)
     _first_failure(db, a, jobid)
     assert a.stop() == 0
     b = agents(db.dsn, station=station)

@@ -201,9 +201,13 @@ def test_a_retry_chain_goes_on_with_whichever_agent_claims_the_retry(tables: Tab
 
     async def scenario() -> None:
         assert await claim(AGENT) == (times[0], 0)
+        (state,) = await tables.store.job_states([job])
+        assert state.retry  # a resync leaves the pending retry alone
         assert await claim(AGENT + 1) == (times[1], 1)  # another agent goes on counting
         assert await claim(AGENT) == (times[1], 2)
         tables.set_next_run(job, times[2])  # Run now: a new chain
+        (state,) = await tables.store.job_states([job])
+        assert not state.retry
         assert await claim(AGENT + 1) == (times[2], 0)
         (run,) = await tables.store.claim([job], limit=1, station="here", agent=AGENT)
         assert (run.due, run.attempts) == (times[1], 1)
