@@ -1,4 +1,4 @@
--- notifyagent's own database objects (schema version 5).
+-- notifyagent's own database objects (schema version 6).
 -- Applied in one transaction by `notifyagent install` (and by `serve` when missing or older).
 -- Every statement is idempotent (CREATE OR REPLACE / IF NOT EXISTS), so the same script installs
 -- and upgrades an earlier version in place.
@@ -11,7 +11,7 @@ CREATE SCHEMA IF NOT EXISTS notifyagent;
 COMMENT ON SCHEMA notifyagent IS 'notifyagent: change notifications and safety triggers for the pgagent schema';
 
 CREATE OR REPLACE FUNCTION notifyagent.version() RETURNS int
-LANGUAGE sql IMMUTABLE AS 'SELECT 5';
+LANGUAGE sql IMMUTABLE AS 'SELECT 6';
 
 -- Per-job policies: what pgAgent cannot express. A job without a row behaves like pgAgent.
 -- Rows go with their job (ON DELETE CASCADE), so pgAdmin's job deletion keeps working.
@@ -79,6 +79,20 @@ CREATE TABLE IF NOT EXISTS notifyagent.job_missed (
   jobid int PRIMARY KEY REFERENCES pgagent.pga_job (jobid) ON DELETE CASCADE,
   due timestamptz NOT NULL
 );
+
+-- Version 6: the retry in progress of a job whose policy retries failed runs, so that any agent
+-- (another one, or the same one after a restart) continues the count: the failed attempts
+-- retried so far and the due time of the next retry. The release writes it (and deletes it
+-- when no retry is pending); a claim of the job at exactly that due time continues the chain,
+-- any other run (a Run now, the schedule) starts a new one.
+CREATE TABLE IF NOT EXISTS notifyagent.retry (
+  jobid int PRIMARY KEY REFERENCES pgagent.pga_job (jobid) ON DELETE CASCADE,
+  attempts int NOT NULL,
+  due timestamptz NOT NULL
+);
+COMMENT ON TABLE notifyagent.retry IS
+  'notifyagent: the retry in progress (policy retries): the attempts made so far and the due '
+  'time of the next retry; a run claimed at exactly that due time continues the chain';
 
 -- `notifyagent run JOB --step NAME`: the next claim of the job runs only this step, as a run of
 -- the job (one pga_joblog row, one pga_jobsteplog row). The claim consumes the row; a request

@@ -105,13 +105,16 @@ SELECT set_config('jit', 'off', false) FROM pg_settings WHERE name = 'jit'
 -- name: job_states
 -- What the due-queue needs to know about jobs (all of them when ids is NULL). "server_now"
 -- lets the agent keep its estimate of the server's clock, which decides due-ness
--- (jobnextrun <= now()). The columns are the fields of notifyagent.core.model.JobState, in order.
-SELECT jobid, jobname, jobenabled, jobhostagent, jobagentid,
-       CASE WHEN isfinite(jobnextrun) THEN jobnextrun END AS jobnextrun,
-       coalesce(jobnextrun = 'infinity', false) AS never,
-       clock_timestamp() AS server_now
-  FROM pgagent.pga_job
- WHERE %(ids)s::int[] IS NULL OR jobid = ANY(%(ids)s::int[])
+-- (jobnextrun <= now()). "retry": jobnextrun is the due time of a pending retry
+-- (notifyagent.retry), which a resync leaves alone. The columns are the fields of
+-- notifyagent.core.model.JobState, in order.
+SELECT j.jobid, j.jobname, j.jobenabled, j.jobhostagent, j.jobagentid,
+       CASE WHEN isfinite(j.jobnextrun) THEN j.jobnextrun END AS jobnextrun,
+       coalesce(j.jobnextrun = 'infinity', false) AS never,
+       clock_timestamp() AS server_now, t.jobid IS NOT NULL AS retry
+  FROM pgagent.pga_job j
+  LEFT JOIN notifyagent.retry t ON t.jobid = j.jobid AND t.due = j.jobnextrun
+ WHERE %(ids)s::int[] IS NULL OR j.jobid = ANY(%(ids)s::int[])
 
 -- name: schedules
 -- The schedules of some jobs (all when ids is NULL) with their exceptions, for the engine.
@@ -147,6 +150,8 @@ SELECT current_setting('TimeZone') AS tz, (SELECT source FROM pg_settings WHERE 
 -- (the agent claims a few ms ahead, so the claim's round trip is not part of the start lag)
 -- is logged as starting at its due time, and "wait" says how long the agent must wait for it
 -- (server clock, measured when the statement ends: never early, whatever the clocks say).
+-- "attempts": the failed attempts retried so far when this run is the retry a release asked
+-- for (notifyagent.retry, due at this very time), whichever agent released it; else 0.
 WITH candidates AS (
   SELECT jobid FROM pgagent.pga_job
    WHERE jobid = ANY(%(ids)s::int[]) AND jobenabled AND jobagentid IS NULL
@@ -185,11 +190,12 @@ first_logged AS (
 SELECT c.jobid, c.jobname, l.jlgid, f.jslid AS first_jslid, c.jobnextrun AS due,
        c.joblastrun AS claimed_at,
        extract(epoch FROM clock_timestamp() - c.jobnextrun)::float8 AS lag,
-       coalesce(s.steps, '[]') AS steps
+       coalesce(s.steps, '[]') AS steps, coalesce(t.attempts, 0) AS attempts
   FROM claimed c
   JOIN logged l ON l.jlgjobid = c.jobid
   LEFT JOIN steps s ON s.jstjobid = c.jobid
   LEFT JOIN first_logged f ON f.jsljlgid = l.jlgid
+  LEFT JOIN notifyagent.retry t ON t.jobid = c.jobid AND t.due = c.jobnextrun
  ORDER BY c.jobnextrun, c.jobid
 
 -- name: step_start
@@ -214,11 +220,12 @@ RETURNING l.jslid
 -- each run log (a 'd' run keeps no duration, as pgAgent's zombie cleanup leaves it) and hand
 -- the job back with the engine's next run ('-infinity' = none, stored as NULL; NULL = let the
 -- extension's trigger compute it). Rows another agent already marked 'd' (it took us for dead)
--- stay. Returns the jobs that were still ours.
+-- stay. "attempts" > 0: the next run is a retry, the chain so far is kept in notifyagent.retry
+-- for whichever agent claims it; 0 ends any chain. Returns the jobs that were still ours.
 WITH r AS (
   SELECT * FROM unnest(%(jlgids)s::int[], %(jobids)s::int[], %(statuses)s::text[],
-                       %(agents)s::int[], %(nextruns)s::timestamptz[])
-           AS r(jlgid, jobid, status, agent, nextrun)),
+                       %(agents)s::int[], %(nextruns)s::timestamptz[], %(attempts)s::int[])
+           AS r(jlgid, jobid, status, agent, nextrun, attempts)),
 log AS (
   UPDATE pgagent.pga_joblog l
      SET jlgstatus = r.status,
@@ -230,11 +237,23 @@ steps AS (
   UPDATE pgagent.pga_jobsteplog s SET jslstatus = 'd'
     FROM r
    WHERE s.jsljlgid = r.jlgid AND s.jslstatus = 'r' AND r.status = 'd'
-  RETURNING s.jslid)
-UPDATE pgagent.pga_job j SET jobagentid = NULL, jobnextrun = r.nextrun
-  FROM r
- WHERE j.jobid = r.jobid AND j.jobagentid = r.agent
-RETURNING j.jobid, (SELECT count(*) FROM log) AS logged, (SELECT count(*) FROM steps) AS aborted
+  RETURNING s.jslid),
+released AS (
+  UPDATE pgagent.pga_job j SET jobagentid = NULL, jobnextrun = r.nextrun
+    FROM r
+   WHERE j.jobid = r.jobid AND j.jobagentid = r.agent
+  RETURNING j.jobid, j.jobnextrun, r.attempts),
+retried AS (
+  INSERT INTO notifyagent.retry (jobid, attempts, due)
+  SELECT jobid, attempts, jobnextrun FROM released WHERE attempts > 0 AND jobnextrun IS NOT NULL
+  ON CONFLICT (jobid) DO UPDATE SET attempts = excluded.attempts, due = excluded.due
+  RETURNING jobid),
+ended AS (
+  DELETE FROM notifyagent.retry t USING released x
+   WHERE t.jobid = x.jobid AND (x.attempts = 0 OR x.jobnextrun IS NULL)
+  RETURNING t.jobid)
+SELECT jobid, (SELECT count(*) FROM log) AS logged, (SELECT count(*) FROM steps) AS aborted
+  FROM released
 
 -- name: finish_log
 -- Fallback when the release statement fails: the run log on its own.

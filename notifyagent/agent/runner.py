@@ -151,14 +151,15 @@ class JobRunner:
         if conns.departed_as is not None:
             await self._release_departed(job, status, conns.store, conns.departed_as)
             return
-        rerun = _explained(job, advisor.policy(job.job_id), advisor.after_run(job, status))
+        nxt = advisor.after_run(job, status)
+        rerun = _explained(job, advisor.policy(job.job_id), nxt)
         backoff = Backoff()
         while True:
             agent = self._agent_id()
             assert agent is not None
-            next_run = rerun or advisor.next_run(job.job_id)
+            after = (rerun or advisor.next_run(job.job_id), nxt.attempts)
             try:
-                if await self._release_once(job, status, conns.store, agent, next_run, advisor):
+                if await self._release_once(job, status, conns.store, agent, after, advisor):
                     return
                 # the statement waited (pool, lock) while the listener came back under a new
                 # pid and adopt_jobs moved our claim: release it under the new id
@@ -187,12 +188,14 @@ class JobRunner:
         status: RunStatus,
         store: Store,
         agent: int,
-        next_run: datetime | None,
+        after: tuple[datetime | None, int],
         advisor: Advisor,
     ) -> bool:
-        """One attempt; False when our agent id changed under it (try again)."""
+        """One attempt; False when our agent id changed under it (try again). ``after``: the
+        next run and, when it is a retry, the failed attempts so far (else 0)."""
+        next_run, attempts = after
         try:
-            released = await store.release(job, status, agent, next_run)
+            released = await store.release(job, status, agent, next_run, attempts=attempts)
             value = Stored(next_run)
         except psycopg.OperationalError:
             raise

@@ -89,8 +89,6 @@ class Scheduler:
         self.runs = Runs(self._finished)
         #: Run now requested while the job was running: run again right after it
         self._rerun: dict[int, datetime] = {}
-        #: failed attempts of jobs whose policy retries them
-        self._attempts: dict[int, int] = {}
         #: the jobnextrun this agent last wrote itself (release, correction), per job
         self._written: dict[int, Stored] = {}
         self._locked_retries: dict[int, int] = {}
@@ -124,7 +122,6 @@ class Scheduler:
         """Let go of the runs (a DSN change to another database): they finish and are released
         there, and no longer hold back this database's jobs of the same ids."""
         self._rerun.clear()
-        self._attempts.clear()
         return self.runs.detach()
 
     # -- what a finishing run asks ---------------------------------------------------------
@@ -140,21 +137,18 @@ class Scheduler:
         return datetime.fromtimestamp(self._wall() + self._clock_offset, UTC)
 
     def after_run(self, job: ClaimedJob, status: RunStatus) -> AfterRun:
-        nxt = after_run(
+        """What comes after ``job``; its retry count came with the claim (the database keeps
+        it, so any agent continues a chain another one started)."""
+        return after_run(
             job.job_id,
             status,
             self.policy(job.job_id),
             rerun=self._rerun.pop(job.job_id, None),
-            attempts=self._attempts.get(job.job_id, 0),
+            attempts=job.attempts,
             claimed_at=job.claimed_at,
             timetable=self.timetable,
             now=self.server_now(),
         )
-        if nxt.attempts:
-            self._attempts[job.job_id] = nxt.attempts
-        else:
-            self._attempts.pop(job.job_id, None)
-        return nxt
 
     def next_run(self, job_id: int) -> datetime | None:
         """The schedule's next run of ``job_id`` from now."""

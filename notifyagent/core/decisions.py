@@ -114,6 +114,10 @@ def _correction(
     s: JobState, origin: Origin, known: Known, notified: Mapping[int, Stored] | None
 ) -> tuple[bool, datetime | None]:
     row = Row(s.job_id, s.enabled, s.agent_id is not None, s.next_run, s.never)
+    if s.retry and origin is Origin.RESYNC:
+        # a pending retry, written by a release (perhaps another agent's, perhaps before a
+        # restart): explicit, as that release's notification said, not a schedule's value
+        origin = Origin.EXPLICIT
     catchup_skip = known.policies.get(s.job_id, DEFAULT).catchup is Catchup.SKIP
     seen = notified.get(s.job_id) if notified else None
     if seen is not None and known.written.get(s.job_id) == row.stored:

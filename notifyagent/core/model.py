@@ -100,6 +100,8 @@ class JobState:
     never: bool
     #: the server's clock when the row was read (due-ness is decided on that clock)
     server_now: datetime
+    #: the next run is a pending retry (policy retries) that a release wrote
+    retry: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,3 +120,6 @@ class ClaimedJob:
     #: when the run counts as started (joblastrun): the claim's transaction time, or the due
     #: time for a job claimed ahead of it
     claimed_at: datetime
+    #: failed attempts retried so far when this run is a pending retry (policy retries; kept
+    #: in the database, so the chain goes on whichever agent claims the retry); else 0
+    attempts: int = 0

@@ -79,7 +79,8 @@ class Store(Protocol):
     ) -> list[ClaimedJob]:
         """Claim up to ``limit`` of ``ids`` that are due within ``ahead`` seconds, enabled,
         unclaimed, allowed on ``station`` and not locked; start their run logs and first step
-        logs (stamped with the due time when claimed ahead of it)."""
+        logs (stamped with the due time when claimed ahead of it). A job claimed at the due
+        time of the retry a release asked for comes with that chain's ``attempts``."""
         ...
 
     async def step_start(self, jlgid: int, step_id: int) -> int | None:
@@ -98,9 +99,12 @@ class Store(Protocol):
         next_run: datetime | None,
         *,
         recompute: bool = False,
+        attempts: int = 0,
     ) -> bool:
         """Finish the run log and hand the job back with ``next_run``; False when ``agent`` no
-        longer holds the job. ``recompute``: the extension computes the next run."""
+        longer holds the job. ``recompute``: the extension computes the next run.
+        ``attempts`` > 0: ``next_run`` is a retry and the chain so far is kept for whichever
+        agent claims it (any agent continues the count); 0 ends the job's chain."""
         ...
 
     async def release_without_recompute(

@@ -13,7 +13,7 @@ from notifyagent.errors import ExtensionMissing, SchemaVersionMismatch
 #: The pgagent schema version this agent speaks (pgAgent 4.x).
 PGAGENT_SCHEMA_VERSION = 4
 #: The version of sql/install.sql (must match ``notifyagent.version()`` defined there).
-NOTIFYAGENT_SCHEMA_VERSION = 5
+NOTIFYAGENT_SCHEMA_VERSION = 6
 
 
 @dataclass(frozen=True)

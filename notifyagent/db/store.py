@@ -84,6 +84,8 @@ class _Release(NamedTuple):
     agent: int
     #: the next run as SQL text; None: NULL, for the extension's trigger to compute
     nextrun: str | None
+    #: failed attempts retried so far when the next run is a retry (else 0)
+    attempts: int
 
 
 class PgStore:
@@ -233,6 +235,7 @@ class PgStore:
                 first_jslid=r["first_jslid"],
                 due=r["due"],
                 claimed_at=r["claimed_at"],
+                attempts=r["attempts"],
             )
             for r in rows
         ]
@@ -260,14 +263,16 @@ class PgStore:
         next_run: datetime | None,
         *,
         recompute: bool = False,
+        attempts: int = 0,
     ) -> bool:
         """Finish the run log and hand the job back, in one statement shared with the runs
         released at the same moment (notifyagent.db.batch); False when ``agent`` no longer
         holds the job (another agent took us for dead, or our id changed). ``recompute``
-        writes NULL, so the extension's trigger computes the next run."""
+        writes NULL, so the extension's trigger computes the next run. ``attempts`` > 0: the
+        next run is that retry (notifyagent.retry), 0 ends the job's retry chain."""
         nextrun = None if recompute else sql_time(next_run)
         return await self._releases.submit(
-            _Release(job.jlgid, job.job_id, status.value, agent, nextrun)
+            _Release(job.jlgid, job.job_id, status.value, agent, nextrun, attempts)
         )
 
     async def _release_all(self, items: Sequence[_Release]) -> list[bool]:
@@ -277,6 +282,7 @@ class PgStore:
             "statuses": [r.status for r in items],
             "agents": [r.agent for r in items],
             "nextruns": [r.nextrun for r in items],
+            "attempts": [r.attempts for r in items],
         }
         held = {int(row["jobid"]) for row in await self._rows("release", params)}
         return [r.jobid in held for r in items]

@@ -2,17 +2,18 @@
 
 It honours what the agent relies on: a claim takes only due, enabled, unclaimed jobs allowed
 on the station and not locked by another session, and starts their run and first step logs;
-a release finishes the log and hands the job back only to the agent holding it; writing NULL
-makes the "extension" recompute the next run (from the schedules, with this package's
-engine), '-infinity' stores NULL as is. Every change that notifies in PostgreSQL notifies
-here, with the same payloads, after the "transaction".
+a release finishes the log and hands the job back only to the agent holding it, keeping a
+pending retry's count for the claim at its due time (notifyagent.retry); writing NULL makes
+the "extension" recompute the next run (from the schedules, with this package's engine),
+'-infinity' stores NULL as is. Every change that notifies in PostgreSQL notifies here, with
+the same payloads, after the "transaction".
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -22,57 +23,12 @@ from notifyagent.core.policy import Policy
 from notifyagent.core.ports import Liveness, NextRunCorrection, Reaped
 from notifyagent.core.schedule import Schedule, job_next_run
 from notifyagent.core.timetable import EPOCH, Stored
+from notifyagent.testing.tables import JobRow, RunLog, StepLog, Tables
 
 #: (payload, sending session)
 Notify = Callable[[str, int], None]
 #: a client's session, and the agent's own (``MemoryStore.pids``)
 CLIENT, OWN = 1, 2
-
-
-@dataclass
-class JobRow:
-    job_id: int
-    name: str
-    enabled: bool = True
-    host_agent: str = ""
-    agent_id: int | None = None
-    next_run: datetime | None = None
-    never: bool = False
-    last_run: datetime | None = None
-
-
-@dataclass
-class RunLog:
-    jlgid: int
-    job_id: int
-    status: RunStatus
-    start: datetime
-    duration: timedelta | None = None
-
-
-@dataclass
-class StepLog:
-    jslid: int
-    jlgid: int
-    step_id: int
-    status: RunStatus
-    result: int | None = None
-    output: str | None = None
-
-
-@dataclass
-class Tables:
-    jobs: dict[int, JobRow] = field(default_factory=dict)
-    steps: dict[int, tuple[Step, ...]] = field(default_factory=dict)
-    schedules: dict[int, tuple[Schedule, ...]] = field(default_factory=dict)
-    policies: dict[int, Policy] = field(default_factory=dict)
-    descriptions: dict[int, Texts] = field(default_factory=dict)
-    runs: dict[int, RunLog] = field(default_factory=dict)
-    step_logs: dict[int, StepLog] = field(default_factory=dict)
-    #: agent id -> station
-    agents: dict[int, str] = field(default_factory=dict)
-    #: rows another session holds locked (a claim skips them)
-    locked: set[int] = field(default_factory=set)
 
 
 def _payload_time(value: Stored) -> str:
@@ -194,7 +150,15 @@ class MemoryStore:
         )
         return [
             JobState(
-                r.job_id, r.name, r.enabled, r.host_agent, r.agent_id, r.next_run, r.never, now
+                r.job_id,
+                r.name,
+                r.enabled,
+                r.host_agent,
+                r.agent_id,
+                r.next_run,
+                r.never,
+                now,
+                retry=self._retry(r) > 0,
             )
             for r in wanted.values()
         ]
@@ -253,7 +217,14 @@ class MemoryStore:
         steps = self.t.steps.get(row.job_id, ())
         first = self._log_step(jlgid, steps[0].id) if steps else None
         lag = (now - row.next_run).total_seconds()
-        return ClaimedJob(row.job_id, row.name, jlgid, lag, steps, first, row.next_run, start)
+        return ClaimedJob(
+            row.job_id, row.name, jlgid, lag, steps, first, row.next_run, start, self._retry(row)
+        )
+
+    def _retry(self, row: JobRow) -> int:
+        """The attempts of notifyagent.retry when the job's next run is that retry (else 0)."""
+        attempts, due = self.t.retries.get(row.job_id, (0, None))
+        return attempts if due is not None and due == row.next_run else 0
 
     def _log_step(self, jlgid: int, step_id: int) -> int:
         jslid = next(self._ids)
@@ -281,6 +252,7 @@ class MemoryStore:
         next_run: datetime | None,
         *,
         recompute: bool = False,
+        attempts: int = 0,
     ) -> bool:
         self._finish_log(job.jlgid, status)
         row = self.t.jobs.get(job.job_id)
@@ -289,11 +261,16 @@ class MemoryStore:
         row.agent_id = None
         if recompute:
             self._recompute(row)
-            self._notify(f"recompute:{row.job_id}={_payload_time(self._stored(row))}", OWN)
+            payload = f"recompute:{row.job_id}={_payload_time(self._stored(row))}"
         else:
             # the extension stores no next run for a disabled job
             row.next_run, row.never = (next_run if row.enabled else None), False
-            self._notify(self._written(row), OWN)
+            payload = self._written(row)
+        if attempts > 0 and row.next_run is not None:
+            self.t.retries[row.job_id] = (attempts, row.next_run)
+        else:
+            self.t.retries.pop(row.job_id, None)
+        self._notify(payload, OWN)
         return True
 
     def _finish_log(self, jlgid: int, status: RunStatus) -> None:
@@ -327,16 +304,10 @@ class MemoryStore:
 
     async def reap_zombie(self, pid: int) -> Reaped:
         held = [r for r in self.t.jobs.values() if r.agent_id == pid]
-        runs = [
-            r
-            for r in self.t.runs.values()
-            if r.status is RunStatus.RUNNING and any(r.job_id == j.job_id for j in held)
-        ]
-        steps = [
-            s
-            for s in self.t.step_logs.values()
-            if s.status is RunStatus.RUNNING and any(s.jlgid == r.jlgid for r in runs)
-        ]
+        ids, running = {r.job_id for r in held}, RunStatus.RUNNING
+        runs = [r for r in self.t.runs.values() if r.job_id in ids and r.status is running]
+        jlgids = {r.jlgid for r in runs}
+        steps = [s for s in self.t.step_logs.values() if s.jlgid in jlgids and s.status is running]
         for run in runs:
             self._finish_log(run.jlgid, RunStatus.ABORTED)
         for row in held:

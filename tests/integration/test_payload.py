@@ -320,7 +320,8 @@ def test_serve_upgrades_an_installed_version_2(db: Database, agent_factory: Fact
     agent = agent_factory()
     upgraded = f"upgraded notifyagent triggers from version 2 to {NOTIFYAGENT_SCHEMA_VERSION}"
     assert upgraded in agent.log()
-    assert db.value("SELECT notifyagent.version()") == NOTIFYAGENT_SCHEMA_VERSION == 5
+    assert db.value("SELECT notifyagent.version()") == NOTIFYAGENT_SCHEMA_VERSION == 6
+    assert db.value("SELECT to_regclass('notifyagent.retry') IS NOT NULL")  # new in version 6
     script = (repo / "sql" / "install.sql").read_text()
     functions = db.rows(
         "SELECT proname FROM pg_proc WHERE pronamespace = 'notifyagent'::regnamespace"

@@ -186,6 +186,40 @@ def test_a_release_without_recompute_stores_infinity(tables: Tables) -> None:
     assert tables.runs(job) == [("s", ["r"])]
 
 
+def test_a_retry_chain_goes_on_with_whichever_agent_claims_the_retry(tables: Tables) -> None:
+    """A release with attempts keeps them for the claim at that next run, by any agent; a
+    claim at another time (a Run now) starts afresh; a release with 0 ends the chain."""
+    times = [(now() - dt.timedelta(seconds=s)).replace(microsecond=0) for s in (9, 7, 5)]
+    job = tables.add_job("flaky", next_run=times[0])
+    tables.register(AGENT)
+    tables.register(AGENT + 1)
+
+    async def claim(agent: int) -> tuple[dt.datetime, int]:
+        (run,) = await tables.store.claim([job], limit=1, station="here", agent=agent)
+        assert await tables.store.release(run, F, agent, times[1], attempts=run.attempts + 1)
+        return run.due, run.attempts
+
+    async def scenario() -> None:
+        assert await claim(AGENT) == (times[0], 0)
+        (state,) = await tables.store.job_states([job])
+        assert state.retry  # a resync leaves the pending retry alone
+        assert await claim(AGENT + 1) == (times[1], 1)  # another agent goes on counting
+        assert await claim(AGENT) == (times[1], 2)
+        tables.set_next_run(job, times[2])  # Run now: a new chain
+        (state,) = await tables.store.job_states([job])
+        assert not state.retry
+        assert await claim(AGENT + 1) == (times[2], 0)
+        (run,) = await tables.store.claim([job], limit=1, station="here", agent=AGENT)
+        assert (run.due, run.attempts) == (times[1], 1)
+        assert await tables.store.release(run, S, AGENT, times[1], attempts=0)  # it succeeded
+        (run,) = await tables.store.claim([job], limit=1, station="here", agent=AGENT)
+        assert (run.due, run.attempts) == (times[1], 0)  # the chain ended
+        assert await tables.store.release(run, S, AGENT, None)
+
+    play(tables, scenario)
+    assert [r[0] for r in tables.runs(job)] == ["f"] * 4 + ["s", "s"]
+
+
 def test_corrections_apply_only_where_the_row_holds_what_was_seen(tables: Tables) -> None:
     seen = (now() + HOUR).replace(microsecond=0)
     new = seen + HOUR

@@ -86,6 +86,17 @@ def test_an_explicit_value_is_honoured(table) -> None:
     assert plan_queue(rows, [1], {}, known(table)).due == {1: at(12, 0)}
 
 
+def test_a_pending_retry_survives_a_resync(table) -> None:
+    """A future next run that is not the schedule's is corrected after a (re)connect, unless
+    the row says it is a pending retry (notifyagent.retry): that stays, like a Run now."""
+    retry = NOW + dt.timedelta(seconds=20)
+    plan = plan_refresh([state(1, retry)], {1: Origin.RESYNC}, known(table))
+    assert plan.corrections == (Correction(1, retry, at(11, 15)),)
+    rows = [state(1, retry, retry=True)]
+    assert plan_refresh(rows, {1: Origin.RESYNC}, known(table)).corrections == ()
+    assert plan_queue(rows, [1], {}, known(table)).due == {1: retry}
+
+
 def test_a_client_write_after_the_read_is_left_to_its_own_notification(table) -> None:
     rows = [state(1, at(11, 45))]
     plan = plan_refresh(rows, {1: Origin.RECOMPUTED}, known(table), later_explicit={1})

@@ -87,18 +87,35 @@ def test_a_run_due_while_running_is_skipped_or_queued(
     play(scenario)
 
 
-def test_failures_are_retried_with_a_doubling_delay() -> None:
+@pytest.mark.parametrize(
+    ("handover", "scheduled"),
+    [(False, False), (True, False), (True, True)],
+    ids=["one-agent", "handover", "handover-scheduled"],
+)
+def test_failures_are_retried_with_a_doubling_delay(handover: bool, scheduled: bool) -> None:
+    """With ``handover`` the agent that ran the first failure stops before the retry: the
+    next one continues the chain (the count comes with the claim), not a new one; and its
+    resync keeps the pending retry of a job with a schedule (not the schedule's next run)."""
+
     async def scenario(store: MemoryStore, clock: FakeClock) -> None:
         job = store.add_job("flaky", steps("sleep 1; fail"))
         store.set_policy(job, Policy(retries=2, retry_delay=dt.timedelta(seconds=10)))
+        if scheduled:
+            store.set_schedules(job, [every(job, (30,))])
         async with MemoryAgent(store, clock):
             store.run_now(job)
-            await asyncio.sleep(60)
+            await asyncio.sleep(5 if handover else 60)
+        if handover:
+            assert (store.statuses(job), store.t.retries[job][0]) == ([F], 1)
+            async with MemoryAgent(store, clock):
+                await asyncio.sleep(60)
         assert store.statuses(job) == [F, F, F]
         first = starts(store, job)[0]
         offsets = [(s - first).total_seconds() for s in starts(store, job)]
         assert offsets == [0, 11, 32]  # each run takes 1 s, then waits 10 s, then 20 s
-        assert store.snapshot(job).next_run is None  # no schedule: no further run
+        # then the schedule's next run, or none without one
+        assert store.snapshot(job).next_run == (at(30) if scheduled else None)
+        assert store.t.retries == {}  # the chain ended
 
     play(scenario)
 
