@@ -376,11 +376,22 @@ END $$;
 -- NULL array elements count as false, as in the agent's engine: the extension's function never
 -- returns for some of them (a row saved before notifyagent.schedule_without_nulls() existed).
 -- It also flags the statement as a recompute for notifyagent.job_changed().
+-- Version 6: a recompute asked for a job that is due and not taken yet (a schedule or exception
+-- saved, any column of it, at the moment the job falls due) keeps the due time: the run that
+-- had fallen due still happens, then the new schedule applies. The extension recomputes from
+-- now(), which dropped that run (pgAgent's poll makes the window seconds wide; a burst of
+-- schedule changes during a herd of due jobs dropped hundreds). A release or a zombie cleanup
+-- (the job was claimed) and enabling a job (it was disabled) recompute as before.
 CREATE OR REPLACE FUNCTION notifyagent.safe_nextrun() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
   IF current_setting('notifyagent.recomputed', true) IS DISTINCT FROM 'on' THEN
     PERFORM set_config('notifyagent.recomputed', 'on', true);
+  END IF;
+  IF OLD.jobenabled AND OLD.jobagentid IS NULL AND NEW.jobagentid IS NULL
+     AND OLD.jobnextrun <= now() THEN
+    NEW.jobnextrun := OLD.jobnextrun;
+    RETURN NEW;
   END IF;
   BEGIN
     NEW.jobnextrun := (

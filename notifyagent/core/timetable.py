@@ -218,10 +218,16 @@ class Timetable:
         stored = None if row.never else row.next_run
         if stored == engine and not (row.never and engine is None):
             return False, None
-        if origin is Origin.RESYNC and stored is not None and stored <= now:
-            if catchup_skip and self.is_scheduled_time(row.job_id, stored):
+        if stored is not None and stored <= now:
+            # due or overdue (after a reconnect, or kept by a schedule change: install.sql's
+            # safe_nextrun): it runs once first, then the schedule resumes
+            if (
+                catchup_skip
+                and origin is Origin.RESYNC
+                and self.is_scheduled_time(row.job_id, stored)
+            ):
                 return True, engine
-            return False, None  # due or overdue: it runs once first, then the schedule resumes
+            return False, None
         if row.never and engine is None:
             return True, None
         return True, engine

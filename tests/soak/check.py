@@ -7,9 +7,9 @@ time in the checked span:
 
 * more than one run is a double run, unless the extra runs are the retries the job's policy
   allows after a failed run;
-* no run is a miss, unless the job was still running then (``overlap = skip``), or a
-  schedule change (an edit, a burst) came at that moment: the extension's trigger recomputes
-  the next run from the time of the change, as under pgAgent; or a fault
+* no run is a miss, unless the job was still running then (``overlap = skip``), or an edit
+  of its schedule came at that moment (whether the old or the new schedule applies to that
+  due time is a race), or a fault
   that concerns the job covers the due time (no agent for it was alive, or no server) *and*
   its next due time is covered too: the catch-up rule (``catchup = once``) runs a job missed
   during an outage once after it, which counts for the latest due time missed;
@@ -47,7 +47,7 @@ class Due:
     at: datetime
     #: an outage covers it: a missing run is acceptable if made up for (see the module doc)
     relaxed: bool
-    #: a schedule change at that moment may have replaced it by the next due time
+    #: an edit of the job's schedule came at that moment: the old or the new schedule applies
     excused: bool
     #: a fault or an edit is near: the lag is not the agent's steady state
     disturbed: bool
@@ -141,9 +141,8 @@ def _classify(job: JobModel, soak: Soak, times: list[tuple[datetime, bool]]) -> 
     dues = []
     for at, near_edit in times:
         relax = any(w.relaxes and w.concerns(job) and w.covers(at) for w in soak.windows)
-        excused = near_edit or any(w.reschedules and w.covers(at) for w in soak.windows)
         disturbed = near_edit or any(w.covers(at, 1.0, 2.0) for w in soak.windows)
-        dues.append(Due(at, relax, excused, disturbed))
+        dues.append(Due(at, relax, near_edit, disturbed))
     return dues
 
 
@@ -192,7 +191,7 @@ def check_scheduled(job: JobModel, soak: Soak, runs: list[Run], v: Verdict) -> N
                 v.counts["skipped_while_running"] += 1
                 continue
             if due.excused:
-                v.counts["replaced_by_schedule_change"] += 1
+                v.counts["ambiguous_by_edit"] += 1
                 continue
             made_up = i + 1 < len(dues) and dues[i + 1].relaxed
             if due.relaxed and made_up:

@@ -297,9 +297,7 @@ class Injector:
             helper.join()
             self.record.windows.extend(other)
         t = time.monotonic()
-        window = self.window(kind, start, t, self.probe(), changes=changes)
-        window.reschedules = True
-        return window
+        return self.window(kind, start, t, self.probe(), changes=changes)
 
     def restart_and_sigkill(self) -> Window:
         """An agent killed while the others reconnect after a restart."""

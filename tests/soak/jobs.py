@@ -61,8 +61,8 @@ def mix(n: int, stations: list[str], rng: random.Random, far_hour: int) -> list[
         return frozenset(rng.sample(range(60), rng.randint(1, 3)))
 
     specs: list[Spec] = []
-    specs += [Spec("minute", ALL_MINUTES, steps=[_tick()]) for _ in range(k(380))]
-    specs += [Spec("sparse", sparse(), steps=[_tick()]) for _ in range(k(300))]
+    specs += [Spec("minute", ALL_MINUTES, steps=[_tick()]) for _ in range(k(100))]
+    specs += [Spec("sparse", sparse(), steps=[_tick()]) for _ in range(k(580))]
     specs += [Spec("never", sparse(), steps=[_tick()], hour=far_hour) for _ in range(k(40))]
     specs += [
         Spec("pinned", ALL_MINUTES, station=stations[i % len(stations)], steps=[_tick()])

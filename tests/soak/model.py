@@ -77,9 +77,6 @@ class Window:
     end: datetime
     station: str = ""
     relaxes: bool = False
-    #: it changed schedules: the extension's trigger recomputed next runs from that moment,
-    #: so a run due then but not started yet is replaced by the next (as under pgAgent)
-    reschedules: bool = False
     detail: dict[str, object] = field(default_factory=dict)
 
     def covers(self, t: datetime, before: float = 1.0, after: float = 1.0) -> bool:

@@ -137,15 +137,3 @@ def test_every_ticks_are_anchored_at_the_epoch() -> None:
     times = [t for t, _ in due_times(job, [], T0, at(30))]
     assert all(int(t.timestamp()) % 7 == 0 for t in times)
     assert len(times) in (4, 5)
-
-
-def test_a_schedule_change_at_the_due_time_may_replace_that_run() -> None:
-    """The extension's trigger recomputes the next run from the time of a schedule change (as
-    under pgAgent): a run due then and not started yet is replaced by the next one."""
-    runs = [run(n, 60 * n) for n in range(5) if n != 2]
-    burst = Window("burst", at(119.5), at(121.0), reschedules=True)
-    v = check(soak([EVERY_MINUTE], runs, windows=[burst]))
-    assert v.violations == []
-    assert v.counts["replaced_by_schedule_change"] == 1
-    elsewhere = Window("burst", at(150), at(151), reschedules=True)
-    assert kinds(soak([EVERY_MINUTE], runs, windows=[elsewhere])) == ["missed"]

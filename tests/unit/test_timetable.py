@@ -57,10 +57,15 @@ def test_explicit_values_are_honoured(table: Timetable) -> None:
     assert table.correction(row, Origin.EXPLICIT, NOW) == (False, None)
 
 
-def test_due_values_run_first_after_a_resync(table: Timetable) -> None:
+def test_due_values_run_first_after_a_resync_or_a_schedule_change(table: Timetable) -> None:
+    """A due time is never corrected away: after a reconnect it is a catch-up run; after a
+    recompute it is a due time the trigger kept (a schedule saved as the job fell due) or one
+    computed in a transaction that committed after it: either way the run is due."""
     overdue = Row(1, enabled=True, claimed=False, next_run=at(10, 0))
-    assert table.correction(overdue, Origin.RESYNC, NOW) == (False, None)
-    assert table.correction(overdue, Origin.RECOMPUTED, NOW) == (True, at(10, 45))
+    for origin in (Origin.RESYNC, Origin.RECOMPUTED, Origin.SCHEDULES):
+        assert table.correction(overdue, origin, NOW) == (False, None)
+    future = Row(1, enabled=True, claimed=False, next_run=at(12, 0))
+    assert table.correction(future, Origin.RECOMPUTED, NOW) == (True, at(10, 45))
 
 
 def test_equal_values_disabled_and_claimed_jobs_are_left_alone(table: Timetable) -> None:
