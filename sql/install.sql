@@ -381,7 +381,8 @@ END $$;
 -- had fallen due still happens, then the new schedule applies. The extension recomputes from
 -- now(), which dropped that run (pgAgent's poll makes the window seconds wide; a burst of
 -- schedule changes during a herd of due jobs dropped hundreds). A release or a zombie cleanup
--- (the job was claimed) and enabling a job (it was disabled) recompute as before.
+-- (the job was claimed), enabling a job (it was disabled) and a time the job already ran for
+-- (joblastrun) recompute as before.
 CREATE OR REPLACE FUNCTION notifyagent.safe_nextrun() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -389,7 +390,7 @@ BEGIN
     PERFORM set_config('notifyagent.recomputed', 'on', true);
   END IF;
   IF OLD.jobenabled AND OLD.jobagentid IS NULL AND NEW.jobagentid IS NULL
-     AND OLD.jobnextrun <= now() THEN
+     AND OLD.jobnextrun <= now() AND OLD.jobnextrun > coalesce(OLD.joblastrun, '-infinity') THEN
     NEW.jobnextrun := OLD.jobnextrun;
     RETURN NEW;
   END IF;

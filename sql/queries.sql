@@ -106,12 +106,15 @@ SELECT set_config('jit', 'off', false) FROM pg_settings WHERE name = 'jit'
 -- What the due-queue needs to know about jobs (all of them when ids is NULL). "server_now"
 -- lets the agent keep its estimate of the server's clock, which decides due-ness
 -- (jobnextrun <= now()). "retry": jobnextrun is the due time of a pending retry
--- (notifyagent.retry), which a resync leaves alone. The columns are the fields of
+-- (notifyagent.retry), which a resync leaves alone. "ran": the job already ran for its stored
+-- next run (a recompute in a transaction that began before that time and committed after the
+-- run), so that value is stale, not due. The columns are the fields of
 -- notifyagent.core.model.JobState, in order.
 SELECT j.jobid, j.jobname, j.jobenabled, j.jobhostagent, j.jobagentid,
        CASE WHEN isfinite(j.jobnextrun) THEN j.jobnextrun END AS jobnextrun,
        coalesce(j.jobnextrun = 'infinity', false) AS never,
-       clock_timestamp() AS server_now, t.jobid IS NOT NULL AS retry
+       clock_timestamp() AS server_now, t.jobid IS NOT NULL AS retry,
+       coalesce(j.joblastrun >= j.jobnextrun, false) AS ran
   FROM pgagent.pga_job j
   LEFT JOIN notifyagent.retry t ON t.jobid = j.jobid AND t.due = j.jobnextrun
  WHERE %(ids)s::int[] IS NULL OR j.jobid = ANY(%(ids)s::int[])

@@ -113,7 +113,7 @@ def plan_refresh(
 def _correction(
     s: JobState, origin: Origin, known: Known, notified: Mapping[int, Stored] | None
 ) -> tuple[bool, datetime | None]:
-    row = Row(s.job_id, s.enabled, s.agent_id is not None, s.next_run, s.never)
+    row = Row(s.job_id, s.enabled, s.agent_id is not None, s.next_run, s.never, s.ran)
     if s.retry and origin is Origin.RESYNC:
         # a pending retry, written by a release (perhaps another agent's, perhaps before a
         # restart): explicit, as that release's notification said, not a schedule's value

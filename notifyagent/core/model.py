@@ -102,6 +102,8 @@ class JobState:
     server_now: datetime
     #: the next run is a pending retry (policy retries) that a release wrote
     retry: bool = False
+    #: the job already ran for its stored next run (joblastrun >= jobnextrun): stale, not due
+    ran: bool = False
 
 
 @dataclass(frozen=True)

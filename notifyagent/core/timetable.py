@@ -78,6 +78,8 @@ class Row:
     claimed: bool
     next_run: dt.datetime | None  # NULL, or 'infinity' when never is set
     never: bool = False
+    #: the job already ran for ``next_run`` (a stale recompute): not due, to be corrected
+    ran: bool = False
 
     @property
     def stored(self) -> Stored:
@@ -218,7 +220,7 @@ class Timetable:
         stored = None if row.never else row.next_run
         if stored == engine and not (row.never and engine is None):
             return False, None
-        if stored is not None and stored <= now:
+        if stored is not None and stored <= now and not row.ran:
             # due or overdue (after a reconnect, or kept by a schedule change: install.sql's
             # safe_nextrun): it runs once first, then the schedule resumes
             if (

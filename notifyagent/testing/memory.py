@@ -159,6 +159,7 @@ class MemoryStore:
                 r.never,
                 now,
                 retry=self._retry(r) > 0,
+                ran=r.last_run is not None and r.next_run is not None and r.last_run >= r.next_run,
             )
             for r in wanted.values()
         ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime
 
 import pytest
 
@@ -87,3 +88,37 @@ def test_schedules_saved_while_jobs_fall_due_keep_their_runs(
     )
     assert db.value("SELECT count(*) FROM public.tick") == JOBS
     assert all([r["jlgstatus"] for r in joblogs(db, j)] == ["s"] for j in ids)
+
+
+def test_a_schedule_saved_in_a_transaction_older_than_the_run_does_not_rerun_it(
+    db: Database, agents: AgentStarter
+) -> None:
+    """The other side: a schedule change in a transaction that began before a due time and
+    commits after the job ran for it recomputes from the transaction's start, which writes
+    that due time again. The job already ran for it (joblastrun), so the agent corrects it
+    instead of running the job twice."""
+    agent = agents(db.dsn, "--liveness-interval", "1")
+    jobid = make_job(db, "every minute", [sql_step("a", "INSERT INTO public.tick(label) "
+                                                        "VALUES ('every minute')")])  # fmt: skip
+    db.execute(
+        "INSERT INTO pgagent.pga_schedule (jscjobid, jscname, jscminutes) "
+        "VALUES (%s, 'every minute', array_fill(true, ARRAY[60]))",
+        (jobid,),
+    )
+    agent.wait_log(f"queue: job {jobid} due at")
+    wait_for(lambda: datetime.now().second >= 58, 65, 0.05, "just before a minute boundary")
+    with connect(db.dsn) as editor:
+        editor.execute("BEGIN")
+        began = editor.execute("SELECT now() AS t").fetchone()["t"]  # type: ignore[index]
+        wait_for(lambda: db.value("SELECT count(*) FROM pgagent.pga_job WHERE jobid = %s "
+                                  "AND joblastrun > %s AND jobagentid IS NULL", (jobid, began)),
+                 10, what="the run of the minute boundary, released")  # fmt: skip
+        editor.execute(
+            "UPDATE pgagent.pga_schedule SET jscdesc = 'late' WHERE jscjobid = %s", (jobid,)
+        )
+        editor.execute("COMMIT")
+    wait_for(lambda: db.value("SELECT jobnextrun > joblastrun FROM pgagent.pga_job "
+                              "WHERE jobid = %s", (jobid,)),
+             10, what="the stale next run corrected")  # fmt: skip
+    assert [r["jlgstatus"] for r in joblogs(db, jobid)] == ["s"]
+    assert db.value("SELECT count(*) FROM public.tick") == 1

@@ -40,6 +40,9 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: a run falls due alone when no other run started this long before or after its due time
 #: (seconds); the performance targets differ for a job due alone and for a herd
 ALONE_BEFORE, ALONE_AFTER = 1.0, 0.05
+#: after a fault, the agents catch up (runs missed meanwhile, a reload of the queue): the lag
+#: of runs due within this many seconds after its end is not steady state
+SETTLE = 5.0
 
 
 @dataclass(frozen=True)
@@ -213,8 +216,9 @@ def _check_run(job: JobModel, soak: Soak, due: Due, run: Run, v: Verdict) -> Non
     if run.ticked is None or job.overlap != "skip":
         return
     lag = (run.ticked - due.at).total_seconds() * 1000
+    settle = timedelta(seconds=SETTLE)
     if due.disturbed or any(
-        w.start <= run.ticked and due.at - timedelta(seconds=1) <= w.end for w in soak.windows
+        w.start <= run.ticked and due.at - settle <= w.end for w in soak.windows
     ):
         v.lags["in_fault"].append(lag)
         return

@@ -8,6 +8,7 @@ import random
 import sys
 from pathlib import Path
 
+from tests.soak import doc
 from tests.soak.report import table
 from tests.soak.run import Options, run
 
@@ -25,7 +26,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=1000, help="about how many jobs")
     p.add_argument("--json", type=Path, default=None, help="write the results there")
     p.add_argument("--keep-logs", action="store_true", help="keep the agents' logs")
+    p.add_argument(
+        "--update-doc",
+        type=Path,
+        metavar="RESULTS",
+        default=None,
+        help="only put the table of a results file into docs/operations.md",
+    )
     args = p.parse_args(argv)
+    if args.update_doc:
+        doc.update(args.update_doc.resolve())
+        return 0
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
     result = run(Options(args.minutes, seed, args.jobs, args.keep_logs))
     text = json.dumps(result, indent=1, default=str)

@@ -84,7 +84,7 @@ class Injector:
     def run(self, until: float) -> None:
         """Faults until ``until`` (monotonic) or :attr:`stop`."""
         while not self.stop.is_set():
-            start = time.time() + self.rng.uniform(2.0, 6.0)
+            start = time.time() + self.rng.uniform(4.0, 12.0)
             boundary = (start // 60 + 1) * 60 - self.rng.uniform(0.0, 0.5)
             if boundary - start < 15 and self.rng.random() < 0.6:  # into the herd
                 start = boundary

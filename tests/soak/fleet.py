@@ -159,19 +159,18 @@ class Fleet:
     def _watch(self) -> None:
         while not self._stop.wait(self.interval):
             for s in self.slots.values():
-                with s.lock:
+                s.sample_rss()
+                if not s.lock.acquire(blocking=False):
+                    continue  # a fault has it: an exit now is the fault's doing
+                try:
                     crashed = s.poll()
                     if crashed is not None:
                         self.crashes.append(
-                            {
-                                "station": s.station,
-                                "code": crashed.code,
-                                "at": crashed.ended,
-                                "log": str(crashed.log),
-                            }
+                            {"station": s.station, "code": crashed.code, "log": str(crashed.log)}
                         )
                         s.start()
-                    s.sample_rss()
+                finally:
+                    s.lock.release()
 
     def stop(self) -> dict[str, float]:
         """SIGTERM every agent; how long each took to exit."""

@@ -11,9 +11,11 @@ from tests.soak.check import Verdict, lag_summary
 from tests.soak.fleet import Life
 from tests.soak.model import Window
 
-#: performance targets (BENCHMARKS.md) the lag outside fault windows is held to: a job due
-#: alone (p99 ≤ 5 ms), jobs due together (a herd of 1,000: p99 ≤ 500 ms)
-LAG_TARGETS_MS = {"together": 500.0, "alone": 5.0}
+#: what the lag outside fault windows is held to: jobs due together, the herd target of
+#: BENCHMARKS.md (a herd of 1,000: p99 ≤ 500 ms); a job due alone, ten times the quiet-machine
+#: target (p99 ≤ 5 ms), as two servers, three agents, the workload and the injector share
+#: two cores: a timer that lost its precision (a poll, a late wake-up) shows hundreds of ms
+LAG_TARGETS_MS = {"together": 500.0, "alone": 50.0}
 #: memory may grow by at most this much per hour over a life of at least RSS_MIN_LIFE seconds
 RSS_SLOPE_LIMIT_MB_H = 10.0
 RSS_MIN_LIFE = 600.0

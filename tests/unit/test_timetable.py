@@ -68,6 +68,15 @@ def test_due_values_run_first_after_a_resync_or_a_schedule_change(table: Timetab
     assert table.correction(future, Origin.RECOMPUTED, NOW) == (True, at(10, 45))
 
 
+def test_a_due_time_the_job_already_ran_for_is_corrected(table: Timetable) -> None:
+    """A recompute in a transaction that began before the due time and committed after the
+    run wrote that due time again (joblastrun >= jobnextrun): running it would run the job
+    twice for one time."""
+    stale = Row(1, enabled=True, claimed=False, next_run=at(10, 0), ran=True)
+    for origin in (Origin.RESYNC, Origin.RECOMPUTED, Origin.SCHEDULES):
+        assert table.correction(stale, origin, NOW) == (True, at(10, 45))
+
+
 def test_equal_values_disabled_and_claimed_jobs_are_left_alone(table: Timetable) -> None:
     assert table.correction(Row(1, True, False, at(10, 45)), Origin.RESYNC, NOW) == (False, None)
     assert table.correction(Row(1, False, False, at(9, 0)), Origin.RESYNC, NOW) == (False, None)
