@@ -40,7 +40,7 @@ class Advisor(Protocol):
 
     def after_run(self, job: ClaimedJob, status: RunStatus) -> AfterRun: ...
 
-    def next_run(self, job_id: int) -> datetime | None: ...
+    def next_run(self, job_id: int, after: datetime | None = None) -> datetime | None: ...
 
     def released(self, job_id: int, value: Stored) -> None: ...
 
@@ -157,7 +157,7 @@ class JobRunner:
         while True:
             agent = self._agent_id()
             assert agent is not None
-            after = (rerun or advisor.next_run(job.job_id), nxt.attempts)
+            after = (rerun or advisor.next_run(job.job_id, job.due), nxt.attempts)
             try:
                 if await self._release_once(job, status, conns.store, agent, after, advisor):
                     return

@@ -150,9 +150,14 @@ class Scheduler:
             now=self.server_now(),
         )
 
-    def next_run(self, job_id: int) -> datetime | None:
-        """The schedule's next run of ``job_id`` from now."""
-        return self.timetable.next_run(job_id, self.server_now())
+    def next_run(self, job_id: int, after: datetime | None = None) -> datetime | None:
+        """The schedule's next run of ``job_id`` from now, and later than ``after`` (the due
+        time of the run that just ended: the estimate of the server's clock can lag it by a
+        round trip, and a next run at that due time would run the job twice for it)."""
+        now = self.server_now()
+        if after is not None:
+            now = max(now, after + timedelta(microseconds=1))
+        return self.timetable.next_run(job_id, now)
 
     def released(self, job_id: int, value: Stored) -> None:
         """We wrote ``value`` as the job's next run (its notification is ours)."""

@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.bench.stats import percentile
-from tests.soak.model import Edit, JobModel, Run, Soak, Window
+from tests.soak.model import Edit, JobModel, Run, Soak
 
 #: An edit makes due times this close to it ambiguous (which version the agent saw).
 EDIT_MARGIN = 2.0
@@ -37,8 +37,7 @@ EDIT_MARGIN = 2.0
 #: ended it is over, or at most this long.
 LOST_RUN_SPAN = 120.0
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-#: a run falls due alone when no other run started this long before or after its due time
-#: (seconds); the performance targets differ for a job due alone and for a herd
+#: a run falls due alone when no other job fell due this long before or after it (seconds)
 ALONE_BEFORE, ALONE_AFTER = 1.0, 0.05
 #: after a fault, the agents catch up (runs missed meanwhile, a reload of the queue): the lag
 #: of runs due within this many seconds after its end is not steady state
@@ -58,8 +57,10 @@ class Due:
 
 @dataclass
 class Verdict:
-    #: every run's start, all jobs (sorted): whether a run fell due alone or with others
-    starts: list[datetime] = field(default_factory=list)
+    #: every due time and Run now request of the soak (sorted when classifying)
+    dues: list[datetime] = field(default_factory=list)
+    #: (due time, lag) of the runs outside faults, classified at the end (alone, together)
+    steady: list[tuple[datetime, float]] = field(default_factory=list)
     violations: list[dict[str, Any]] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
     lags: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
@@ -116,25 +117,16 @@ def due_times(
     return found
 
 
-#: faults that end runs without a duration ('d'): the agent died, was stopped or lost its server
-ENDS_RUNS = ("sigkill", "sigterm", "stall", "restart", "failover")
-
-
-def _lost_run_end(run: Run, windows: list[Window]) -> datetime:
-    """When a run its agent lost ('d', no duration) ended at the latest: the end of the first
-    fault after its start that could have ended it (on its agent's station, when known)."""
-    cap = run.start + timedelta(seconds=LOST_RUN_SPAN)
-    for w in sorted(windows, key=lambda w: w.start):
-        if w.start < run.start - timedelta(seconds=1) or not w.kind.startswith(ENDS_RUNS):
-            continue
-        if run.station is None or w.station in ("", run.station):
-            return min(cap, w.end + timedelta(seconds=1))
-    return cap
-
-
-def _running_at(runs: list[Run], t: datetime, windows: list[Window]) -> bool:
-    for r in runs:
-        end = r.end if r.end is not None else _lost_run_end(r, windows)
+def _running_at(runs: list[Run], t: datetime) -> bool:
+    """Whether a run of the job was in progress at ``t``. A run its agent lost ('d', no
+    duration) counts as running until the job's next run started (at most LOST_RUN_SPAN): when
+    it really ended is not recorded."""
+    ordered = sorted(runs, key=lambda r: (r.start, r.jlgid))
+    for n, r in enumerate(ordered):
+        end = r.end
+        if end is None:
+            cap = r.start + timedelta(seconds=LOST_RUN_SPAN)
+            end = min(cap, ordered[n + 1].start) if n + 1 < len(ordered) else cap
         if r.start < t < end:
             return True
     return False
@@ -178,6 +170,7 @@ def check_scheduled(job: JobModel, soak: Soak, runs: list[Run], v: Verdict) -> N
     hi = max([soak.end, *(r.start for r in runs)]) + timedelta(minutes=1)
     times = due_times(job, [e for e in soak.edits if e.jobid == job.jobid], lo, hi)
     dues = _classify(job, soak, times)
+    v.dues += [d.at for d in dues]
     groups, orphans = _group(dues, runs)
     for r in orphans:
         if r.start >= soak.start:
@@ -190,7 +183,7 @@ def check_scheduled(job: JobModel, soak: Soak, runs: list[Run], v: Verdict) -> N
         for r in _extra_runs(job, group):
             v.violate("twice", job, due.at, jlgid=r.jlgid, start=r.start.isoformat())
         if not group:
-            if _running_at(runs, due.at, soak.windows):
+            if _running_at(runs, due.at):
                 v.counts["skipped_while_running"] += 1
                 continue
             if due.excused:
@@ -222,10 +215,7 @@ def _check_run(job: JobModel, soak: Soak, due: Due, run: Run, v: Verdict) -> Non
     ):
         v.lags["in_fault"].append(lag)
         return
-    near = bisect_right(v.starts, due.at + timedelta(seconds=ALONE_AFTER)) - bisect_left(
-        v.starts, due.at - timedelta(seconds=ALONE_BEFORE)
-    )
-    v.lags["alone" if near <= 1 else "together"].append(lag)
+    v.steady.append((due.at, lag))
 
 
 def _excused(run: Run, soak: Soak) -> bool:
@@ -277,7 +267,7 @@ def lag_summary(lags: list[float]) -> dict[str, float | int | None]:
 
 
 def check(soak: Soak) -> Verdict:
-    v = Verdict(starts=sorted(r.start for r in soak.runs))
+    v = Verdict(dues=[r.at for r in soak.requests])
     by_job: dict[int, list[Run]] = defaultdict(list)
     for r in soak.runs:
         by_job[r.jobid].append(r)
@@ -289,4 +279,16 @@ def check(soak: Soak) -> Verdict:
         else:
             check_scheduled(job, soak, runs, v)
         tick_counts(job, runs, v)
+    _alone_or_together(v)
     return v
+
+
+def _alone_or_together(v: Verdict) -> None:
+    """A run fell due alone when no other job fell due (or was asked to run) in the second
+    before its due time: the targets differ for a job due alone and for a herd."""
+    dues = sorted(v.dues)
+    for at, lag in v.steady:
+        near = bisect_right(dues, at + timedelta(seconds=ALONE_AFTER)) - bisect_left(
+            dues, at - timedelta(seconds=ALONE_BEFORE)
+        )
+        v.lags["alone" if near <= 1 else "together"].append(lag)

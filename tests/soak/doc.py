@@ -1,10 +1,11 @@
-"""docs/operations.md shows the committed results of the last hour-long soak
-(benchmarks/results/soak-*.json), rendered here; tests/unit/test_soak_doc.py checks the page
-against the file."""
+"""docs/operations.md shows the committed results of an hour-long soak
+(benchmarks/results/soak-*.json, the one it names), rendered here; tests/unit/test_soak_doc.py
+checks the page against the file."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,12 @@ RESULTS = REPO / "benchmarks" / "results"
 START, END = "<!-- soak-table -->", "<!-- /soak-table -->"
 
 
-def latest() -> Path | None:
-    found = sorted(RESULTS.glob("soak-*.json"))
-    return found[-1] if found else None
+def named() -> Path:
+    """The results file the page's table names."""
+    m = re.search(r"`(benchmarks/results/soak-[\w.-]+\.json)`", shown())
+    if m is None:
+        raise AssertionError(f"{DOC} names no soak results file between {START} and {END}")
+    return REPO / m.group(1)
 
 
 def render(path: Path, result: dict[str, Any]) -> str:

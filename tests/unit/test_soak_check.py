@@ -42,10 +42,13 @@ def test_every_due_run_once_passes_and_counts() -> None:
 
 def test_lag_is_split_by_faults_and_by_company() -> None:
     """A run whose way from due time to first step crosses a fault is not steady state; a run
-    due within a second after another run started is due together with it."""
-    runs = [run(n, 60 * n) for n in range(5)] + [run(10, 119.5, job=2)]
+    due within a second after another job fell due (here: a Run now) is due together with it,
+    however late either started."""
+    asked = JobModel(2, "on-demand")
+    runs = [run(n, 60 * n) for n in range(5)] + [run(10, 119.6, job=2)]
     fault = Window("kill-listener", at(180.001), at(181))
-    v = check(soak([EVERY_MINUTE], runs, windows=[fault]))
+    v = check(soak([EVERY_MINUTE, asked], runs, windows=[fault], requests=[Request(2, at(119.5))]))
+    assert v.violations == []
     assert (len(v.lags["alone"]), len(v.lags["together"]), len(v.lags["in_fault"])) == (3, 1, 1)
 
 
@@ -99,6 +102,16 @@ def test_a_step_that_ticks_before_its_due_time_started_early() -> None:
 def test_due_while_the_job_still_runs_is_skipped() -> None:
     slow = JobModel(1, "slow", minutes=frozenset(range(60)))
     runs = [run(0, 0, took=70), run(1, 120, took=70), run(2, 240, took=70)]
+    v = check(soak([slow], runs))
+    assert v.violations == []
+    assert v.counts["skipped_while_running"] == 2
+
+
+def test_a_lost_run_counts_as_running_until_the_next_one() -> None:
+    """A run its agent lost ('d') has no duration: it counts as running until the job's next
+    run started, so the due time in between is a skip, not a miss."""
+    slow = JobModel(1, "slow", minutes=frozenset(range(60)), expect=None)
+    runs = [run(0, 0, "d", took=None), run(1, 120, took=70), run(2, 240)]
     v = check(soak([slow], runs))
     assert v.violations == []
     assert v.counts["skipped_while_running"] == 2
