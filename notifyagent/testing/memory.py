@@ -47,6 +47,9 @@ class MemoryStore:
         self.tz = tz or ZoneInfo("UTC")
         self.t = Tables()
         self.pids: set[int] = {OWN}
+        #: how late (seconds) the server's clock reading in the rows reaches the agent, as a
+        #: slow answer makes it: the agent's estimate of the server's clock lags by that much
+        self.read_lag = 0.0
         self._listeners: list[Notify] = []
         self._ids = itertools.count(100)
 
@@ -144,7 +147,7 @@ class MemoryStore:
         pass
 
     async def job_states(self, ids: Sequence[int] | None) -> list[JobState]:
-        now = self.now()
+        now = self.now() - timedelta(seconds=self.read_lag)
         wanted = (
             self.t.jobs if ids is None else {i: self.t.jobs[i] for i in ids if i in self.t.jobs}
         )

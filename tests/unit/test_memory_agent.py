@@ -235,3 +235,21 @@ def test_a_step_cancel_follows_the_steps_on_error_rule(onerror: RunStatus, run: 
 
 def with_onerror(step: Step, onerror: RunStatus) -> Step:
     return replace(step, onerror=onerror)
+
+
+def test_a_lagging_clock_estimate_never_runs_a_tick_twice() -> None:
+    """The agent estimates the server's clock from the rows it reads; a slow answer makes the
+    estimate lag. A run that ends within that lag of its due time must not ask for that due
+    time again as its next run (the hour-long soak ran `every` jobs twice that way)."""
+
+    async def scenario(store: MemoryStore, clock: FakeClock) -> None:
+        store.read_lag = 0.05
+        job = store.add_job("tick", steps("sleep 0"))
+        store.set_policy(job, Policy(every=dt.timedelta(seconds=7)))
+        async with MemoryAgent(store, clock):
+            await until(clock, at(1, 0))
+        due = [int(t.timestamp()) // 7 for t in starts(store, job)]  # the tick each ran for
+        assert len(due) >= 4, due
+        assert len(due) == len(set(due)), due
+
+    play(scenario)
