@@ -135,10 +135,21 @@ SELECT s.jscid, s.jscjobid, s.jscenabled, s.jscstart, s.jscend,
 
 -- name: correct_next_runs
 -- Write the engine's next run where the stored one differs, only for jobs nobody runs and
--- only if the row still holds what the agent saw ('-infinity' is stored as NULL).
+-- only if the row still holds what the agent saw ('-infinity' is stored as NULL). The rows are
+-- locked in job id order first, as in every statement of ours that may wait for several
+-- pga_job rows: agents writing the same jobs at once queue up instead of deadlocking.
+WITH v AS (
+  SELECT * FROM unnest(%(ids)s::int[], %(seen)s::timestamptz[], %(next)s::timestamptz[])
+           AS v(jobid, seen, next)),
+locked AS (
+  SELECT j.jobid FROM pgagent.pga_job j
+   WHERE j.jobid IN (SELECT jobid FROM v) AND j.jobagentid IS NULL AND j.jobenabled
+   ORDER BY j.jobid
+     FOR UPDATE)
 UPDATE pgagent.pga_job j SET jobnextrun = v.next
-  FROM unnest(%(ids)s::int[], %(seen)s::timestamptz[], %(next)s::timestamptz[]) AS v(jobid, seen, next)
- WHERE j.jobid = v.jobid AND j.jobagentid IS NULL AND j.jobenabled
+  FROM v
+ WHERE j.jobid = v.jobid AND j.jobid IN (SELECT jobid FROM locked)
+   AND j.jobagentid IS NULL AND j.jobenabled
    AND (j.jobnextrun IS NOT DISTINCT FROM v.seen OR (v.seen IS NULL AND j.jobnextrun = 'infinity'))
 RETURNING j.jobid
 
@@ -224,7 +235,8 @@ RETURNING l.jslid
 -- the job back with the engine's next run ('-infinity' = none, stored as NULL; NULL = let the
 -- extension's trigger compute it). Rows another agent already marked 'd' (it took us for dead)
 -- stay. "attempts" > 0: the next run is a retry, the chain so far is kept in notifyagent.retry
--- for whichever agent claims it; 0 ends any chain. Returns the jobs that were still ours.
+-- for whichever agent claims it; 0 ends any chain. The job rows are locked in job id order
+-- (see correct_next_runs). Returns the jobs that were still ours.
 WITH r AS (
   SELECT * FROM unnest(%(jlgids)s::int[], %(jobids)s::int[], %(statuses)s::text[],
                        %(agents)s::int[], %(nextruns)s::timestamptz[], %(attempts)s::int[])
@@ -241,10 +253,15 @@ steps AS (
     FROM r
    WHERE s.jsljlgid = r.jlgid AND s.jslstatus = 'r' AND r.status = 'd'
   RETURNING s.jslid),
+locked AS (
+  SELECT j.jobid FROM pgagent.pga_job j
+   WHERE j.jobid IN (SELECT jobid FROM r)
+   ORDER BY j.jobid
+     FOR UPDATE),
 released AS (
   UPDATE pgagent.pga_job j SET jobagentid = NULL, jobnextrun = r.nextrun
     FROM r
-   WHERE j.jobid = r.jobid AND j.jobagentid = r.agent
+   WHERE j.jobid = r.jobid AND j.jobid IN (SELECT jobid FROM locked) AND j.jobagentid = r.agent
   RETURNING j.jobid, j.jobnextrun, r.attempts),
 retried AS (
   INSERT INTO notifyagent.retry (jobid, attempts, due)

@@ -1,5 +1,6 @@
 """A loopback TCP proxy that can stall: the half-open network path of the fault suite and the
-soak (a path that stops carrying bytes while both ends still think it is up)."""
+soak (a path that stops carrying bytes while both ends still think it is up). It can also hold
+back chosen answers of the server (a slow read, as the agent sees it)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import contextlib
 import select
 import socket
 import threading
+import time
 
 
 class StallProxy:
@@ -24,6 +26,9 @@ class StallProxy:
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
         self.accepted = 0
+        #: (marker, seconds): server answers that contain ``marker`` reach the client that much
+        #: later (the marker is best a column name: it comes with every answer, prepared or not)
+        self.slow_answers: tuple[bytes, float] | None = None
         threading.Thread(target=self._accept_loop, daemon=True, name="proxy-accept").start()
 
     def stall(self) -> None:
@@ -67,10 +72,15 @@ class StallProxy:
             return
         upstream.settimeout(None)
         self._track(upstream)
-        threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+        threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
         self._pump(client, upstream)
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def _hold(self, data: bytes) -> None:
+        slow = self.slow_answers
+        if slow is not None and slow[0] in data:
+            time.sleep(slow[1])
+
+    def _pump(self, src: socket.socket, dst: socket.socket, answers: bool = False) -> None:
         try:
             while not self._closed.is_set():
                 if not self._flowing.wait(0.1):
@@ -81,6 +91,8 @@ class StallProxy:
                 data = src.recv(65536)
                 if not data:
                     break
+                if answers:
+                    self._hold(data)
                 dst.sendall(data)
         except (OSError, ValueError):
             pass
