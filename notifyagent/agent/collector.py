@@ -31,7 +31,8 @@ def settle() -> None:
     left is moved out of the collector's way (``gc.freeze``), so later passes no longer scan
     the tables of every job (a full pass takes ~25 ms per 100,000 jobs, stalling the event
     loop; the load's leftovers would soon trigger one). Frozen objects are still freed by
-    refcounting as usual; only a reference cycle among them would stay, and the agent's
-    tables hold none."""
+    refcounting as usual; a reference cycle among them (a run in flight at the freeze, ended
+    with an exception since) is freed by the next settle, which thaws everything first."""
+    gc.unfreeze()
     gc.collect()
     gc.freeze()

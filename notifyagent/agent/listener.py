@@ -191,7 +191,9 @@ class Listener:
         await identity.listen(conn)
         tz = await self._timezone(conn)
         old, login = self.agent_id, self._login
-        new, self._login = await identity.register(conn, self._host.settings.station)
+        # the new identity counts once the claims moved to it: an attempt that fails between
+        # the two leaves the old one (and its login time) for the next attempt to adopt
+        new, new_login = await identity.register(conn, self._host.settings.station)
         found = True
         if old is not None and old != new:
             found, moved = await identity.adopt(conn, old, login, new)
@@ -199,7 +201,7 @@ class Listener:
         self._host.registered(other_database=not found)
         if old is not None:
             self._metrics.reconnects.inc()
-        self.agent_id = new
+        self.agent_id, self._login = new, new_login
         self.connected.set()
         self._metrics.connected.set(1)
         self._host.connected(tz)

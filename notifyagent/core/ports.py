@@ -44,8 +44,10 @@ class Liveness:
 class Store(Protocol):
     """Every read and write the agent makes to the pgagent tables."""
 
-    #: sessions of this store: notifications they cause are our own writes
-    pids: set[int]
+    @property
+    def pids(self) -> set[int]:
+        """Sessions of this store open now: notifications they cause are our own writes."""
+        ...
 
     async def open(self) -> None: ...
 

@@ -11,6 +11,7 @@ runs' log writes and the maintenance share a pool.
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Sequence
 from datetime import date, datetime, time
 from typing import Any, NamedTuple
@@ -90,8 +91,9 @@ class _Release(NamedTuple):
 
 class PgStore:
     def __init__(self, dsn: str, *, max_size: int) -> None:
-        #: Backend pids of the pool's connections: notifications they cause are our own.
-        self.pids: set[int] = set()
+        self._backends: weakref.WeakKeyDictionary[psycopg.AsyncConnection[DictRow], int] = (
+            weakref.WeakKeyDictionary()
+        )
         target = conninfo.with_keepalives(dsn)
         if "application_name" not in conninfo.parse(dsn):
             target = conninfo.with_params(target, application_name="notifyagent")
@@ -119,8 +121,15 @@ class PgStore:
         )
 
     async def _remember(self, conn: psycopg.AsyncConnection[DictRow]) -> None:
-        self.pids.add(conn.info.backend_pid)
+        self._backends[conn] = conn.info.backend_pid
         await conn.execute(query("session_settings"))
+
+    @property
+    def pids(self) -> set[int]:
+        """Backend pids of the pools' open connections: notifications they cause are our own.
+        Only open ones: the server gives a closed connection's pid to later sessions, whose
+        writes (a Run now) must not pass for ours."""
+        return {pid for conn, pid in list(self._backends.items()) if not conn.closed}
 
     async def open(self) -> None:
         await self.pool.open(wait=False)

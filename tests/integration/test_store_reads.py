@@ -1,5 +1,6 @@
-"""PgStore's bulk reads on the test server: the agent's sessions run without JIT, and the
-schedules of many jobs come back as the engine's Schedules, shared shapes and all."""
+"""PgStore on the test server: the agent's sessions run without JIT, their pids are the agent's
+own only while they are open, and the schedules of many jobs come back as the engine's
+Schedules, shared shapes and all."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from loguru import logger
 
 from notifyagent.core.schedule import Schedule, ScheduleException
 from notifyagent.db.store import PgStore
-from tests.pg import Database
+from tests.pg import Database, wait_for
 
 
 def read_schedules(db: Database) -> list[Schedule]:
@@ -25,6 +26,31 @@ def read_schedules(db: Database) -> list[Schedule]:
             await store.close()
 
     return asyncio.run(main())
+
+
+def test_a_closed_connections_pid_is_no_longer_ours(db: Database) -> None:
+    """The server gives a closed session's pid to later ones: a Run now written by such a
+    session would pass for the agent's own write and be ignored."""
+
+    async def main() -> tuple[bool, bool]:
+        store = PgStore(db.dsn, max_size=2)
+        await store.open()
+        try:
+            async with store.pool.connection() as conn:
+                pid = conn.info.backend_pid
+                while_open = pid in store.pids
+            db.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            wait_for(
+                lambda: not db.value("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)),
+                10,
+                what="the session to end",
+            )
+            await store.check()  # the pool drops the dead connection and opens another
+            return while_open, pid in store.pids
+        finally:
+            await store.close()
+
+    assert asyncio.run(main()) == (True, False)
 
 
 FLAGS = "(SELECT array_agg(i = {} ORDER BY i) FROM generate_series(0, {}) i)"

@@ -51,6 +51,8 @@ class SoakRun:
         self.record = Record()
         self.fleet: Fleet | None = None
         self.jobs: dict[int, JobModel] = {}
+        #: the commit the agents run (taken when the code is copied for them)
+        self.git = ""
 
     def close(self) -> None:
         if self.fleet is not None:
@@ -63,6 +65,7 @@ class SoakRun:
 
     def setup(self) -> None:
         code = self.workdir / "code"
+        self.git = git_state()
         copy_code(code)
         env = snapshot_env(code)
         say(f"servers (primary + standby) in {self.pair.primary.base}, {self.pair.standby.base}")
@@ -159,7 +162,7 @@ def run(options: Options) -> dict[str, Any]:
         memory, grew = report.memory({st: sl.lives for st, sl in s.fleet.slots.items()})
         problems += logged + slow + grew
         meta = {
-            "minutes": options.minutes, "seed": options.seed, "git": git_state(),
+            "minutes": options.minutes, "seed": options.seed, "git": s.git,
             "jobs": dict(Counter(j.kind for j in s.jobs.values())),
             "started": start.isoformat(), "ended": end.isoformat(), "edits": len(edits),
             "agent_lives": {st: len(sl.lives) for st, sl in s.fleet.slots.items()},
