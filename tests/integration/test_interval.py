@@ -119,18 +119,17 @@ def test_cron_line_in_a_jobs_file(db: Database, tmp_path: Path) -> None:
     assert [d for d, v in enumerate(s["jscweekdays"]) if v] == [1, 2, 3, 4, 5]
     assert not any(s["jscmonthdays"])
     assert not any(s["jscmonths"])
-    nextrun, now, zone = db.rows(
-        "SELECT jobnextrun, now(), current_setting('TimeZone') FROM pgagent.pga_job"
-    )[0].values()
+    now, zone = db.rows("SELECT now(), current_setting('TimeZone')")[0].values()
     t = now.astimezone(ZoneInfo(zone)).replace(second=0, microsecond=0)
     while True:  # the line's next minute, by brute force
         t += dt.timedelta(minutes=1)
         if t.minute % 15 == 0 and 8 <= t.hour <= 17 and t.isoweekday() <= 5:
             break
-    assert nextrun == t
+    # the engine's next run (the stored one is the extension's until an agent corrects it: its
+    # first computation outside the selected hours can keep now's minute, e.g. 08:30 for 08:00)
     r = run_cli("next", str(s["jscjobid"]), "--dsn", db.dsn, "--count", "1")
     assert r.code == 0, r.err
-    assert f"{nextrun.astimezone(dt.UTC):%Y-%m-%d %H:%M}" in r.out
+    assert f"{t.astimezone(dt.UTC):%Y-%m-%d %H:%M}" in r.out, (t, r.out)
     text = export(db)
     assert 'cron = "*/15 8-17 * * mon-fri"\n' in text
     assert "\nminutes =" not in text
