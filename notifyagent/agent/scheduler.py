@@ -150,13 +150,11 @@ class Scheduler:
             now=self.server_now(),
         )
 
-    def next_run(self, job_id: int, after: datetime | None = None) -> datetime | None:
+    def next_run(self, job_id: int, after: datetime) -> datetime | None:
         """The schedule's next run of ``job_id`` from now, and later than ``after`` (the due
         time of the run that just ended: the estimate of the server's clock can lag it by a
         round trip, and a next run at that due time would run the job twice for it)."""
-        now = self.server_now()
-        if after is not None:
-            now = max(now, after + timedelta(microseconds=1))
+        now = max(self.server_now(), after + timedelta(microseconds=1))
         return self.timetable.next_run(job_id, now)
 
     def released(self, job_id: int, value: Stored) -> None:
