@@ -75,12 +75,14 @@ def _unschedule_all(cron: Conn) -> None:
 
 def _next_boundary(cron: Conn, margin: float = 4.0) -> dt.datetime:
     """The next minute boundary at least ``margin`` s away (time for pg_cron to see the jobs).
-    When the current minute is nearly over, wait until 2 s into the next one: pg_cron runs jobs
-    added before it processed a minute for that minute (seen: a herd added 0.1 s after the
+    When the current minute is nearly over or just began, wait until 2 s into a minute: pg_cron
+    runs jobs added before it processed a minute for that minute (seen: a herd added 0.1 s after the
     boundary ran 59.5 s before the boundary measured from)."""
     left = float(fetch_value(cron, "SELECT 60 - extract(epoch FROM now())::numeric % 60"))
     if left < margin:
         time.sleep(left + 2.0)
+    elif left > 58.0:  # the minute just began: pg_cron may not have processed it yet
+        time.sleep(left - 58.0)
     boundary: dt.datetime = fetch_value(
         cron, "SELECT date_trunc('minute', clock_timestamp()) + interval '1 minute'"
     )
