@@ -81,6 +81,9 @@ class Listener:
         self._login: datetime | None = None
         #: set while registered and listening
         self.connected = asyncio.Event()
+        #: cleared while a (re)connect registers a new id and moves our claims to it
+        self._settled = asyncio.Event()
+        self._settled.set()
         self.state = LinkState.STARTING
         self._conn: db.AsyncConn | None = None
         self._zone: str | None = None
@@ -91,6 +94,11 @@ class Listener:
     def connection(self) -> object | None:
         """The current connection (an identity to compare, nothing to use)."""
         return self._conn
+
+    async def settled(self) -> None:
+        """Return once no change of our agent id is under way (a release that found its claim
+        moved by adopt_jobs waits here for the id it moved to)."""
+        await self._settled.wait()
 
     async def first_registration(self) -> None:
         """Return once registered the first time; raise what made that impossible."""
@@ -190,18 +198,15 @@ class Listener:
         await schema.install(conn)
         await identity.listen(conn)
         tz = await self._timezone(conn)
-        old, login = self.agent_id, self._login
-        # the new identity counts once the claims moved to it: an attempt that fails between
-        # the two leaves the old one (and its login time) for the next attempt to adopt
-        new, new_login = await identity.register(conn, self._host.settings.station)
-        found = True
-        if old is not None and old != new:
-            found, moved = await identity.adopt(conn, old, login, new)
-            logger.info("agent id changed {} -> {}; {} running claim(s) moved", old, new, moved)
+        old = self.agent_id
+        self._settled.clear()
+        try:
+            found, new = await self._register(conn)
+        finally:
+            self._settled.set()
         self._host.registered(other_database=not found)
         if old is not None:
             self._metrics.reconnects.inc()
-        self.agent_id, self._login = new, new_login
         self.connected.set()
         self._metrics.connected.set(1)
         self._host.connected(tz)
@@ -213,6 +218,20 @@ class Listener:
                 CHANNEL,
             )
             self._first.set()
+
+    async def _register(self, conn: db.AsyncConn) -> tuple[bool, int]:
+        """Register a new id and move our running claims to it; (whether our previous identity
+        was found in this database, the new id). The new id counts once the claims moved to it:
+        an attempt that fails between the two leaves the old one (and its login time) for the
+        next attempt to adopt."""
+        old, login = self.agent_id, self._login
+        new, new_login = await identity.register(conn, self._host.settings.station)
+        found = True
+        if old is not None and old != new:
+            found, moved = await identity.adopt(conn, old, login, new)
+            logger.info("agent id changed {} -> {}; {} running claim(s) moved", old, new, moved)
+        self.agent_id, self._login = new, new_login
+        return found, new
 
     async def _timezone(self, conn: db.AsyncConn) -> ZoneInfo:
         """Schedules are read in one explicit zone: --timezone, else the database's default

@@ -31,6 +31,16 @@ from notifyagent.obs.metrics import Metrics
 DEPARTED_RELEASES = 5
 
 
+class Identity(Protocol):
+    """Our agent id, which a reconnect replaces (notifyagent.agent.listener.Listener)."""
+
+    @property
+    def agent_id(self) -> int | None: ...
+
+    async def settled(self) -> None:
+        """Return once no change of the id is under way."""
+
+
 class Advisor(Protocol):
     """What a run asks the scheduler."""
 
@@ -49,12 +59,12 @@ class JobRunner:
     def __init__(
         self,
         settings: Callable[[], Settings],
-        agent_id: Callable[[], int | None],
+        identity: Identity,
         abort: asyncio.Event,
         metrics: Metrics,
     ) -> None:
         self._settings = settings
-        self._agent_id = agent_id
+        self._identity = identity
         self._abort = abort
         self._metrics = metrics
         #: told of each released run (alerts); must not wait
@@ -155,7 +165,7 @@ class JobRunner:
         rerun = _explained(job, advisor.policy(job.job_id), nxt)
         backoff = Backoff()
         while True:
-            agent = self._agent_id()
+            agent = self._identity.agent_id
             assert agent is not None
             after = (rerun or advisor.next_run(job.job_id, job.due), nxt.attempts)
             try:
@@ -219,7 +229,11 @@ class JobRunner:
             value = Stored(None, never=True)
         if released:
             advisor.released(job.job_id, value)
-        return released or self._agent_id() == agent
+            return True
+        # Not ours any more: another agent took us for dead, or a reconnect moved the claim to
+        # our new id (adopt_jobs committed, the listener not told yet): wait for the new id.
+        await self._identity.settled()
+        return self._identity.agent_id == agent
 
     async def _release_departed(
         self, job: ClaimedJob, status: RunStatus, store: Store, agent: int

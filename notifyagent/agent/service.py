@@ -54,7 +54,7 @@ class Agent:
         self.metrics = Metrics()
         self.conns = Connections.open_for(settings)
         self.listener = Listener(self, self.metrics, self._stop)
-        runner = JobRunner(self._get_settings, self._agent_id, self._abort, self.metrics)
+        runner = JobRunner(self._get_settings, self.listener, self._abort, self.metrics)
         self.scheduler = Scheduler(
             self._get_settings, self._get_conns, self.listener, runner, self.metrics, self._stop
         )
@@ -96,9 +96,6 @@ class Agent:
         store = self.conns.store
         assert isinstance(store, PgStore)  # Connections always hold one
         return store
-
-    def _agent_id(self) -> int | None:
-        return self.listener.agent_id
 
     # -- lifecycle ----------------------------------------------------------------------
 

@@ -12,10 +12,14 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from zoneinfo import ZoneInfo
 
+import psycopg
+
 from notifyagent import db
 from notifyagent.commands.common import find_job
 from notifyagent.core.cron import every_minute_if_empty, parse_cron
 from notifyagent.core.fields import FIELDS, parse_field
+from notifyagent.core.interval import next_tick
+from notifyagent.core.policy import Policy
 from notifyagent.core.schedule import Schedule, next_runs, schedule_from_arrays
 from notifyagent.db.sql import fetch
 from notifyagent.db.store import PgStore as Store
@@ -79,21 +83,32 @@ def inline_schedule(
 def render(runs: Sequence[dt.datetime], tz: ZoneInfo) -> str:
     if not runs:
         return "no run: the schedule never fires (ended, or nothing can match)"
+    clock = "%H:%M:%S" if any(run.second for run in runs) else "%H:%M"
     lines = [f"{'#':>3}  {'local time (' + tz.key + ')':<34} UTC"]
     for n, run in enumerate(runs, 1):
         local = run.astimezone(tz)
         lines.append(
-            f"{n:>3}  {local:%Y-%m-%d %H:%M %a} {local.tzname() or '':<15} {run:%Y-%m-%d %H:%M}"
+            f"{n:>3}  {local:%Y-%m-%d {clock} %a} {local.tzname() or '':<15} {run:%Y-%m-%d {clock}}"
         )
     return "\n".join(lines)
 
 
 def merge_runs(
-    schedules: Sequence[Schedule], now: dt.datetime, tz: ZoneInfo, count: int
+    schedules: Sequence[Schedule],
+    now: dt.datetime,
+    tz: ZoneInfo,
+    count: int,
+    every: dt.timedelta | None = None,
 ) -> list[dt.datetime]:
-    """The next ``count`` runs of a job: the earliest over its enabled schedules."""
-    found = sorted({r for s in schedules if s.enabled for r in next_runs(s, now, tz, count)})
-    return found[:count]
+    """The next ``count`` runs of a job: the earliest over its enabled schedules and, with a
+    sub-minute interval (policy ``every``), its ticks, as the agent runs them."""
+    found = {r for s in schedules if s.enabled for r in next_runs(s, now, tz, count)}
+    if every is not None:
+        tick = now
+        for _ in range(count):
+            tick = next_tick(every, tick)
+            found.add(tick)
+    return sorted(found)[:count]
 
 
 async def job_runs(
@@ -109,7 +124,18 @@ async def job_runs(
     await store.open()
     try:
         schedules = await store.schedules([jobid])
+        policy = await _policy(store, jobid)
     finally:
         await store.close()
     tz = ZoneInfo(tz_name)
-    return f"job {jobid} ({name})", merge_runs(schedules, dt.datetime.now(dt.UTC), tz, count), tz
+    every = policy.every if policy is not None else None
+    runs = merge_runs(schedules, dt.datetime.now(dt.UTC), tz, count, every)
+    return f"job {jobid} ({name})", runs, tz
+
+
+async def _policy(store: Store, jobid: int) -> Policy | None:
+    """The job's policy; None too before any agent installed its schema (no policies yet)."""
+    try:
+        return (await store.policies([jobid])).get(jobid)
+    except psycopg.errors.UndefinedTable:
+        return None

@@ -71,6 +71,9 @@ class MemoryLink:
     async def schema_lost(self, err: BaseException) -> None:
         self.connected.clear()
 
+    async def settled(self) -> None:
+        """The id changes only when a test sets it."""
+
 
 class MemoryAgent:
     """``async with MemoryAgent(store, clock) as agent:`` runs the scheduler until the block
@@ -87,7 +90,7 @@ class MemoryAgent:
         self.abort = asyncio.Event()
         metrics = Metrics()
         conns = Connections(store, self.steps)
-        runner = JobRunner(self._settings, lambda: self.link.agent_id, self.abort, metrics)
+        runner = JobRunner(self._settings, self.link, self.abort, metrics)
         self.scheduler = Scheduler(
             self._settings, lambda: conns, self.link, runner, metrics, self.stop, wall=clock.wall
         )

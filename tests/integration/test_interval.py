@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -81,6 +82,15 @@ def test_every_from_a_jobs_file_and_export(db: Database, tmp_path: Path) -> None
     apply(db, path)
     assert db.value("SELECT every::text FROM notifyagent.job_policy") == "00:00:10"
     assert '[jobs.policy]\nevery = "10s"\n' in export(db)
+    # `next` shows the ticks the agent runs, though the job has no schedule
+    r = run_cli("next", "fast", "--dsn", db.dsn, "--count", "3", "--timezone", "UTC")
+    assert r.code == 0, r.err
+    ticks = [
+        dt.datetime.fromisoformat(" ".join(line.split()[-2:])) for line in r.out.splitlines()[2:]
+    ]
+    assert len(ticks) == 3, r.out
+    assert all(t.second % 10 == 0 for t in ticks), r.out
+    assert [b - a for a, b in itertools.pairwise(ticks)] == [dt.timedelta(seconds=10)] * 2, r.out
     bad = write(tmp_path, text.replace('"10s"', '"90s"'), "bad.toml")
     r = run_cli("apply", str(bad), "--dsn", db.dsn)
     assert r.code != 0
