@@ -40,13 +40,20 @@ RETURNING jagpid, jaglogintime
 -- After the LISTEN connection was replaced (new pid): move our running claims to the new
 -- identity and drop the old row, before anybody takes the old pid for a dead agent. The old
 -- row is ours only with our login time too; found = 0 after a DSN change means the new DSN
--- names another database, where the old identity never was.
+-- names another database, where the old identity never was. Locks the agent row first, then
+-- the job rows in job id order, as reap_zombie does (the two meet when other agents see the
+-- old identity's server process gone).
 WITH old AS (
   DELETE FROM pgagent.pga_jobagent WHERE jagpid = %(old)s AND jaglogintime = %(login)s
   RETURNING jagpid),
+locked AS (
+  SELECT jobid FROM pgagent.pga_job
+   WHERE jobagentid = %(old)s AND EXISTS (SELECT 1 FROM old)
+   ORDER BY jobid
+     FOR UPDATE),
 moved AS (
   UPDATE pgagent.pga_job SET jobagentid = %(new)s
-   WHERE jobagentid = %(old)s AND EXISTS (SELECT 1 FROM old)
+   WHERE jobid IN (SELECT jobid FROM locked) AND jobagentid = %(old)s
   RETURNING jobid)
 SELECT (SELECT count(*) FROM old) AS found, (SELECT count(*) FROM moved) AS moved
 
@@ -76,9 +83,16 @@ SELECT pg_notify('notifyagent', %(ping)s) AS sent,
 
 -- name: reap_zombie
 -- One dead agent per transaction: its running runs and steps become 'd' (aborted), its jobs
--- are released (the triggers recompute the next run) and its row is deleted.
-WITH jobs AS (
-  SELECT jobid FROM pgagent.pga_job WHERE jobagentid = %(pid)s),
+-- are released (the triggers recompute the next run) and its row is deleted. The agent row is
+-- locked first, then its job rows in job id order (as adopt_jobs does): when the agent moved
+-- its claims to a new identity meanwhile, the row is gone and nothing is touched.
+WITH agent AS (
+  SELECT jagpid FROM pgagent.pga_jobagent WHERE jagpid = %(pid)s FOR UPDATE),
+jobs AS (
+  SELECT jobid FROM pgagent.pga_job
+   WHERE jobagentid = %(pid)s AND EXISTS (SELECT 1 FROM agent)
+   ORDER BY jobid
+     FOR UPDATE),
 runs AS (
   UPDATE pgagent.pga_joblog SET jlgstatus = 'd'
    WHERE jlgstatus = 'r' AND jlgjobid IN (SELECT jobid FROM jobs)

@@ -3,7 +3,8 @@ corrected the next runs of the same jobs after a reconnect, each in its own orde
 aborted one correction as a deadlock, and its agent resynced seconds late).
 
 Every statement of the agent that may wait for several pga_job rows locks them in job id order
-(sql/queries.sql: correct_next_runs, release), so two agents can only queue behind each other.
+(sql/queries.sql: correct_next_runs, release, adopt_jobs, reap_zombie; the last two take the
+agent's row before), so two agents can only queue behind each other.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import psycopg
 import pytest
 
 from notifyagent.db.sql import query
-from tests.agent import make_job
+from tests.agent import dead_agent_with_a_run, make_job, sql_step
 from tests.pg import Database, connect, wait_for
 
 pytestmark = pytest.mark.slow
@@ -74,3 +75,57 @@ def test_corrections_of_the_same_jobs_in_opposite_orders_do_not_deadlock(db: Dat
         "SELECT count(DISTINCT jobnextrun) FROM pgagent.pga_job WHERE jobid = ANY(%s)", (ids,)
     )
     assert values == 1
+
+
+def test_a_claim_move_and_the_old_identitys_clean_up_agree(db: Database) -> None:
+    """Found by the chaos soak (a listener killed: the agent moved its claims to its new
+    identity while two other agents cleaned up the old one; the server aborted two clean-ups
+    as deadlocks, the move came 7 s late). The clean-up (reap_zombie) took the run logs, step
+    logs and job rows before the agent's row, the move (adopt_jobs) the agent's row first.
+    Here the clean-up starts first and waits at a step log another transaction holds, then the
+    move runs. Either may win, but not both: the run moved and still running, or aborted and
+    its job free. Before, the move took the job and the clean-up then aborted the run and freed
+    the job anyway (a running job free to be claimed again)."""
+    job = make_job(db, "moving", [sql_step("step", "SELECT 1")])
+    old, new = 900_001, 900_002
+    jlgid = dead_agent_with_a_run(db, old, job)
+    db.execute("INSERT INTO pgagent.pga_jobagent (jagpid, jagstation) VALUES (%s, 'moved')", (new,))
+    login = db.value("SELECT jaglogintime FROM pgagent.pga_jobagent WHERE jagpid = %s", (old,))
+    errors: list[BaseException] = []
+    reaped: list[dict[str, Any]] = []
+
+    def reap() -> None:
+        try:
+            with psycopg.connect(db.dsn, autocommit=True, application_name="reap") as conn:
+                cur = conn.execute(query("reap_zombie"), {"pid": old})
+                names = [c.name for c in cur.description or ()]
+                reaped.extend(dict(zip(names, row, strict=True)) for row in cur.fetchall())
+        except psycopg.Error as err:
+            errors.append(err)
+
+    with connect(db.dsn) as holder:
+        holder.execute("BEGIN")
+        holder.execute("SELECT 1 FROM pgagent.pga_jobsteplog WHERE jsljlgid = %s FOR UPDATE",
+                       (jlgid,))  # fmt: skip
+        cleanup = threading.Thread(target=reap)
+        cleanup.start()
+        wait_for(lambda: db.value("SELECT count(*) FROM pg_stat_activity WHERE "
+                                  "wait_event_type = 'Lock' AND application_name = 'reap'"),
+                 10, what="the clean-up waiting")  # fmt: skip
+        with psycopg.connect(db.dsn, autocommit=True, options="-c lock_timeout=5s") as mover:
+            try:
+                moved = mover.execute(
+                    query("adopt_jobs"), {"old": old, "login": login, "new": new}
+                ).fetchone()
+            except psycopg.errors.LockNotAvailable:
+                moved = None  # it waits for the clean-up (the holder is still open)
+        holder.execute("ROLLBACK")
+        cleanup.join(20)
+    assert not errors, errors
+    run = db.value("SELECT jlgstatus FROM pgagent.pga_joblog WHERE jlgid = %s", (jlgid,))
+    holder_of_job = db.value("SELECT jobagentid FROM pgagent.pga_job WHERE jobid = %s", (job,))
+    if moved is not None and moved[1] == 1:
+        assert (run, holder_of_job) == ("r", new), "the clean-up undid the move"
+    else:
+        assert (run, holder_of_job) == ("d", None)
+    assert reaped
