@@ -36,13 +36,21 @@ SELECT count(*) AS jobs, count(*) FILTER (WHERE jobenabled) AS enabled FROM pgag
 INSERT INTO pgagent.pga_jobagent (jagpid, jagstation) VALUES (pg_backend_pid(), %(station)s)
 RETURNING jagpid, jaglogintime
 
+-- name: lock_agent
+-- Before adopt_jobs or reap_zombie, in the same transaction: a claim under this agent id that
+-- is committing now holds the row (its foreign key check) until it commits, so the statement
+-- that follows sees it. Without this, that statement's snapshot missed such a claim while its
+-- DELETE of the agent row waited for it, and the foreign key's ON DELETE SET NULL then freed
+-- the job the claim had just started: a running job free to be claimed again.
+SELECT jagpid FROM pgagent.pga_jobagent WHERE jagpid = %(pid)s FOR UPDATE
+
 -- name: adopt_jobs
 -- After the LISTEN connection was replaced (new pid): move our running claims to the new
 -- identity and drop the old row, before anybody takes the old pid for a dead agent. The old
 -- row is ours only with our login time too; found = 0 after a DSN change means the new DSN
--- names another database, where the old identity never was. Locks the agent row first, then
--- the job rows in job id order, as reap_zombie does (the two meet when other agents see the
--- old identity's server process gone).
+-- names another database, where the old identity never was. Locks the agent row first (after
+-- lock_agent), then the job rows in job id order, as reap_zombie does (the two meet when other
+-- agents see the old identity's server process gone).
 WITH old AS (
   DELETE FROM pgagent.pga_jobagent WHERE jagpid = %(old)s AND jaglogintime = %(login)s
   RETURNING jagpid),
@@ -84,8 +92,9 @@ SELECT pg_notify('notifyagent', %(ping)s) AS sent,
 -- name: reap_zombie
 -- One dead agent per transaction: its running runs and steps become 'd' (aborted), its jobs
 -- are released (the triggers recompute the next run) and its row is deleted. The agent row is
--- locked first, then its job rows in job id order (as adopt_jobs does): when the agent moved
--- its claims to a new identity meanwhile, the row is gone and nothing is touched.
+-- locked first (lock_agent, then here), then its job rows in job id order (as adopt_jobs does):
+-- when the agent moved its claims to a new identity meanwhile, the row is gone and nothing is
+-- touched.
 WITH agent AS (
   SELECT jagpid FROM pgagent.pga_jobagent WHERE jagpid = %(pid)s FOR UPDATE),
 jobs AS (

@@ -29,6 +29,7 @@ from notifyagent.core.policy import Policy
 from notifyagent.core.ports import Liveness, NextRunCorrection, Reaped
 from notifyagent.core.schedule import Schedule, ScheduleError, ScheduleFactory
 from notifyagent.core.schedule.model import Shape
+from notifyagent.db import identity
 from notifyagent.db.batch import Batcher
 from notifyagent.db.sql import query
 
@@ -330,8 +331,8 @@ class PgStore:
         return [Overdue.from_row(r) for r in await self._rows("missed_round", {"grace": grace})]
 
     async def reap_zombie(self, pid: int) -> Reaped:
-        r = (await self._rows("reap_zombie", {"pid": pid}))[0]
-        return Reaped(r["station"], int(r["runs"]), int(r["steps"]), int(r["jobs"]))
+        async with self.pool.connection() as conn:
+            return await identity.reap(conn, pid)
 
     async def prune_history(
         self, days: float | None, keep: int | None, batch: int = 1000

@@ -134,7 +134,8 @@ def _check_timing(agent: str, scenarios: dict[str, Any], sizes: dict[str, Any]) 
     assert herd["succeeded"] == herd["jobs"], agent
     _number(herd, "last_finished_s")
     _number(herd, "agent_cpu_ms_per_run")
-    assert _number(herd, "server_cpu_s") > 0, agent
+    # the server's CPU is read from /proc in 10 ms ticks: a quick herd of 20 jobs may use none
+    assert _number(herd, "server_cpu_s") >= 0, agent
     for r in (spaced, run_now, herd):
         for key in LAG_KEYS:
             _number(r, key)
@@ -186,7 +187,7 @@ def _check_herds(na: dict[str, Any], sizes: dict[str, Any]) -> None:
         assert r["succeeded"] == r["jobs"] == sizes["scaleout_jobs"], k
         assert sum(r["shares"].values()) == r["jobs"], k
         assert len(r["shares"]) <= int(k), k
-        assert _number(r, "server_cpu_s") > 0
+        assert _number(r, "server_cpu_s") >= 0  # 10 ms ticks, as in _check_timing
 
 
 def _check_curve(curve: dict[str, Any], sizes: dict[str, Any]) -> None:
