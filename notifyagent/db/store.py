@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import functools
 import weakref
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime, time
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import psycopg
 from loguru import logger
@@ -64,6 +64,8 @@ def _shape(pattern: str, exceptions: list[list[str | None]] | None) -> Shape:
             ) from err
     return (*_pattern(pattern), found)
 
+
+T = TypeVar("T")
 
 #: Statements of the scheduler: over its own connection (see the module's docstring).
 SCHEDULER = frozenset(
@@ -152,22 +154,38 @@ class PgStore:
     async def _cursor(
         self, name: str, params: dict[str, Any] | None = None, *, tuples: bool = False
     ) -> tuple[list[Any], int]:
-        """Rows and row count of one statement. A statement that only reads, or whose WHERE
-        makes a repeat harmless, is sent again once on a fresh connection when a pooled one
-        turns out to be dead (the pool waits for the server if it is down); the others
-        (:data:`ONCE`) are not, as they might have run before the connection broke.
-        ``tuples``: plain tuples in the statement's column order (the bulk reads: no dict per
-        row)."""
+        """Rows and row count of one statement (see :meth:`_on_connection` for a dead pooled
+        connection; :data:`ONCE` statements are not sent again). ``tuples``: plain tuples in the
+        statement's column order (the bulk reads: no dict per row)."""
+
+        statement = query(name)
+
+        async def execute(conn: psycopg.AsyncConnection[DictRow]) -> tuple[list[Any], int]:
+            cur: Any = conn.cursor(row_factory=tuple_row) if tuples else conn.cursor()
+            await cur.execute(statement, params)
+            rows = await cur.fetchall() if cur.description else []
+            return rows, cur.rowcount
+
         pool = self.scheduler if name in SCHEDULER else self.pool
+        return await self._on_connection(pool, execute, again=name not in ONCE)
+
+    async def _on_connection(
+        self,
+        pool: AsyncConnectionPool[psycopg.AsyncConnection[DictRow]],
+        work: Callable[[psycopg.AsyncConnection[DictRow]], Awaitable[T]],
+        *,
+        again: bool = True,
+    ) -> T:
+        """``work`` on a pooled connection. Work that only reads, or whose WHERE makes a repeat
+        harmless, is done again once on a fresh connection when a pooled one turns out to be
+        dead (the pool waits for the server if it is down); ``again=False`` for work that might
+        have been done before the connection broke."""
         for attempt in (1, 2):
             try:
                 async with pool.connection() as conn:
-                    cur: Any = conn.cursor(row_factory=tuple_row) if tuples else conn.cursor()
-                    await cur.execute(query(name), params)
-                    rows = await cur.fetchall() if cur.description else []
-                    return rows, cur.rowcount
+                    return await work(conn)
             except psycopg.OperationalError:
-                if attempt == 2 or name in ONCE:
+                if attempt == 2 or not again:
                     raise
                 await pool.check()  # drop every dead connection, not just this one
         raise AssertionError("unreachable")
@@ -331,8 +349,7 @@ class PgStore:
         return [Overdue.from_row(r) for r in await self._rows("missed_round", {"grace": grace})]
 
     async def reap_zombie(self, pid: int) -> Reaped:
-        async with self.pool.connection() as conn:
-            return await identity.reap(conn, pid)
+        return await self._on_connection(self.pool, lambda conn: identity.reap(conn, pid))
 
     async def prune_history(
         self, days: float | None, keep: int | None, batch: int = 1000
